@@ -1,0 +1,109 @@
+"""Structured logs: structlog configured once as a chain of processors; the log sink for scan events."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from .scan import EventType, ScanRecord
+
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_format(stream=None) -> str:
+    """JSON unless the output is a terminal."""
+    stream = stream or sys.stdout
+    return "console" if getattr(stream, "isatty", lambda: False)() else "json"
+
+
+def _event_first(_, __, event_dict):
+    """timestamp, level and event lead each line; the event's own fields follow."""
+    head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
+    head.update(event_dict)
+    return head
+
+
+def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
+    """Configure structlog (and stdlib logging of libraries) to write one line per event to stream."""
+    stream = stream or sys.stdout
+    numeric = getattr(logging, level.upper())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _event_first,
+    ]
+    renderer = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (blissdata, redis) log through the standard library: same format, same stream.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+
+
+def event_counts(scan: ScanRecord) -> dict[str, int]:
+    return {event.value: scan.counts.get(event, 0) for event in EventType}
+
+
+class LogSink:
+    """Writes scan_start / scan_end (and skips, losses) log lines."""
+
+    def __init__(self, logger=None):
+        self.log = logger or structlog.get_logger("bliss_exporter")
+
+    def scan_discovered(self, scan: ScanRecord) -> None:
+        self.log.info(
+            "scan_start",
+            session=scan.session,
+            scan=scan.label,
+            uris=scan.uris,
+            scan_type=scan.scan_type,
+            title=scan.title,
+            adopted=scan.adopted,
+            key=scan.key,
+        )
+
+    def scan_counted(self, scan, events, points) -> None:
+        pass
+
+    def scan_ended(self, scan: ScanRecord) -> None:
+        duration = scan.duration
+        self.log.info(
+            "scan_end",
+            session=scan.session,
+            scan=scan.label,
+            uris=scan.uris,
+            duration_seconds=round(duration, 3) if duration is not None else None,
+            end_reason=scan.end_reason,
+            points=scan.points,
+            events=event_counts(scan),
+            key=scan.key,
+        )
+
+    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
+        self.log.warning(
+            "scan_lost", session=scan.session, scan=scan.label, reason=reason,
+            points=scan.points, events=event_counts(scan), key=scan.key,
+        )
+
+    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
+        self.log.warning("scan_skipped", key=key, reason=reason, detail=detail)

@@ -1,0 +1,201 @@
+"""Prometheus metrics: counters updated from watcher events, active-scan gauges computed at scrape time."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from . import __version__
+from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value
+
+#: Scan durations go from a `ct` (under a second) to day-long mapping scans.
+DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
+OTHER = "other"
+
+
+def blissdata_version() -> str:
+    try:
+        return version("blissdata")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+class BoundedLabel:
+    """Keeps a label's cardinality bounded: the first `limit` values pass, later ones become 'other'."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.values: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        value = clean_label_value(value)
+        if value in self.values:
+            return value
+        if len(self.values) < self.limit:
+            self.values.add(value)
+            return value
+        return OTHER
+
+
+class ActiveScansCollector:
+    """Scrape-time view of the scans being watched: counts by state, last event, stall threshold."""
+
+    def __init__(self, active_scans, sessions_seen: set[str], stall_threshold: float, stall_factor: float):
+        self.active_scans = active_scans  # callable -> iterable of ScanRecord
+        self.sessions_seen = sessions_seen
+        self.stall_threshold = stall_threshold
+        self.stall_factor = stall_factor
+
+    def collect(self):
+        by_state = GaugeMetricFamily(
+            "bliss_active_scans", "Scans not yet CLOSED, by state.", labels=["session", "state"]
+        )
+        last_event = GaugeMetricFamily(
+            "bliss_scan_last_event_timestamp_seconds",
+            "Unix time of the last event (state change or data) of each active scan.",
+            labels=["session", "scan"],
+        )
+        threshold = GaugeMetricFamily(
+            "bliss_scan_stall_threshold_seconds",
+            "Idle time after which an active scan counts as stalled (default, or more for slow count times).",
+            labels=["session", "scan"],
+        )
+        progress = GaugeMetricFamily(
+            "bliss_scan_progress_ratio",
+            "Points of the scan's first master channel over its npoints (active scans with npoints).",
+            labels=["session", "scan"],
+        )
+        counts = {(s, state.name.lower()): 0 for s in self.sessions_seen for state in ACTIVE_STATES}
+        per_scan: dict[tuple[str, str], tuple[float, float, float | None]] = {}
+        for record in self.active_scans():
+            counts[(record.session, record.state.name.lower())] = counts.get(
+                (record.session, record.state.name.lower()), 0
+            ) + 1
+            if record.last_event_at is None:
+                continue
+            key = (record.session, record.label)
+            thr = record.stall_threshold(self.stall_threshold, self.stall_factor)
+            prog = scan_progress(record)
+            if key in per_scan:  # two active scans with the same label: keep the most recent
+                old = per_scan[key]
+                if old[0] >= record.last_event_at:
+                    continue
+            per_scan[key] = (record.last_event_at, thr, prog)
+        for (session, state), n in sorted(counts.items()):
+            by_state.add_metric([session, state], n)
+        for (session, scan), (last, thr, prog) in sorted(per_scan.items()):
+            last_event.add_metric([session, scan], last)
+            threshold.add_metric([session, scan], thr)
+            if prog is not None:
+                progress.add_metric([session, scan], prog)
+        yield by_state
+        yield last_event
+        yield threshold
+        yield progress
+
+
+def scan_progress(record: ScanRecord) -> float | None:
+    """Fraction of npoints done, from the stream with the most points (None without npoints)."""
+    if not record.npoints or not record.streams:
+        return None
+    done = max(s.points for s in record.streams.values())
+    return min(1.0, done / record.npoints)
+
+
+class ExporterMetrics:
+    """All exporter metrics in one registry; also the EventSink that keeps them up to date."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        active_scans,
+        duration_buckets=DEFAULT_DURATION_BUCKETS,
+        stall_threshold: float = 600.0,
+        stall_factor: float = 10.0,
+        max_scan_types: int = 100,
+    ):
+        self.registry = registry
+        self.sessions_seen: set[str] = set()
+        self.scan_type_label = BoundedLabel(max_scan_types)
+        self.events = Counter(
+            "bliss_scan_events", "Scan events seen, by type.", ["session", "event_type"], registry=registry
+        )
+        self.points = Counter(
+            "bliss_scan_points", "Points published on data streams (lima: frames).", ["session"], registry=registry
+        )
+        self.duration = Histogram(
+            "bliss_scan_duration_seconds",
+            "Scan duration from STARTED (or creation) to CLOSED, observed when the scan closes.",
+            ["session", "scan_type"],
+            buckets=duration_buckets,
+            registry=registry,
+        )
+        self.ended = Counter(
+            "bliss_scans_ended", "Closed scans, by end_reason.", ["session", "scan_type", "end_reason"],
+            registry=registry,
+        )
+        self.lost = Counter(
+            "bliss_exporter_scans_lost",
+            "Watched scans that vanished from the data store before they were closed.",
+            ["session"],
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "bliss_exporter_scans_skipped",
+            "Scans that could not be watched, by reason (vanished, invalid).",
+            ["reason"],
+            registry=registry,
+        )
+        self.watcher_errors = Counter(
+            "bliss_exporter_watcher_errors",
+            "Watcher failures (each one logged; the watcher is restarted).",
+            ["watcher"],
+            registry=registry,
+        )
+        self.datastore_up = Gauge(
+            "bliss_datastore_up", "1 while the data store answers as a blissdata data store, else 0.",
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "bliss_exporter_build_info", "Constant 1, labelled with the versions.",
+            ["version", "blissdata_version"], registry=registry,
+        )
+        self.build_info.labels(__version__, blissdata_version()).set(1)
+        for reason in ("vanished", "invalid"):
+            self.skipped.labels(reason)
+        for watcher in ("session_watcher", "scan_watcher", "health"):
+            self.watcher_errors.labels(watcher)
+        registry.register(ActiveScansCollector(active_scans, self.sessions_seen, stall_threshold, stall_factor))
+
+    def _see_session(self, session: str) -> None:
+        if session not in self.sessions_seen:
+            self.sessions_seen.add(session)
+            for event in EventType:
+                self.events.labels(session, event.value)
+            self.points.labels(session)
+
+    # -- EventSink ------------------------------------------------------------------------------
+    def scan_discovered(self, scan: ScanRecord) -> None:
+        self._see_session(scan.session)
+
+    def scan_counted(self, scan: ScanRecord, events, points: int) -> None:
+        for event, n in events.items():
+            if n:
+                self.events.labels(scan.session, event.value).inc(n)
+        if points:
+            self.points.labels(scan.session).inc(points)
+
+    def scan_ended(self, scan: ScanRecord) -> None:
+        scan_type = self.scan_type_label(scan.scan_type)
+        reason = clean_label_value(scan.end_reason or "UNKNOWN", 32)
+        self.ended.labels(scan.session, scan_type, reason).inc()
+        if scan.duration is not None:
+            self.duration.labels(scan.session, scan_type).observe(scan.duration)
+
+    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
+        self.lost.labels(scan.session).inc()
+
+    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
+        self.skipped.labels(reason).inc()

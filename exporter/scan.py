@@ -1,0 +1,135 @@
+"""What the exporter knows about one scan: identity, labels derived from scan.info, counts so far."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+#: Unix time of a Redis stream id "<ms>-<seq>" (state stream ids are Redis server time).
+def stream_id_time(entry_id: str | bytes) -> float:
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    return int(entry_id.split("-", 1)[0]) / 1000.0
+
+
+class EventType(str, enum.Enum):
+    """The scan event types of the published watcher design, as exported in `event_type`."""
+
+    NEW_NODE = "new_node"
+    NEW_DATA = "new_data"
+    PREPARED_SCAN = "prepared_scan"
+    START_SCAN = "start_scan"
+    STOP_SCAN = "stop_scan"
+    END_SCAN = "end_scan"
+
+
+class State(enum.IntEnum):
+    """blissdata's ScanState values, as written in the state stream."""
+
+    CREATED = 0
+    PREPARED = 1
+    STARTED = 2
+    STOPPED = 3
+    CLOSED = 4
+
+
+#: State stream entry -> event counted for it (CREATED is counted as new_node at discovery).
+STATE_EVENTS = {
+    State.PREPARED: EventType.PREPARED_SCAN,
+    State.STARTED: EventType.START_SCAN,
+    State.STOPPED: EventType.STOP_SCAN,
+    State.CLOSED: EventType.END_SCAN,
+}
+
+ACTIVE_STATES = (State.CREATED, State.PREPARED, State.STARTED, State.STOPPED)
+
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+def scan_label(number: int | None, name: str) -> str:
+    """`<number>_<name>` as BLISS prints it (`26_loopscan`); just the name without a number."""
+    return f"{number}_{name}" if number is not None else name
+
+
+def scan_uris(info: dict) -> list[str]:
+    """`filename::/<scan_nb>.<i>` for each top master of the acquisition chain; none without filename."""
+    filename = info.get("filename")
+    scan_nb = info.get("scan_nb")
+    if not filename or scan_nb is None:
+        return []
+    chain = info.get("acquisition_chain") or {}
+    masters = len(chain) if isinstance(chain, dict) else 0
+    return [f"{filename}::/{scan_nb}.{i}" for i in range(1, max(masters, 1) + 1)]
+
+
+def clean_label_value(value: object, limit: int = 64) -> str:
+    """A short label value without control characters or oddities."""
+    text = _LABEL_UNSAFE.sub("_", str(value)).strip("_")
+    return text[:limit] or "unknown"
+
+
+@dataclass
+class StreamCursor:
+    """The exporter's view of one data stream: what was already counted."""
+
+    key: str
+    name: str
+    kind: str  # "numeric" (points in entry ids), "lima" (points in JSON status last_index)
+    entries: int = 0  # data entries counted (seal excluded)
+    points: int = 0
+    sealed: bool = False
+    observed: bool = False  # stats read at least once
+
+
+@dataclass
+class ScanRecord:
+    """One watched scan and everything counted for it so far."""
+
+    key: str
+    session: str
+    name: str
+    number: int | None
+    scan_type: str
+    uris: list[str]
+    npoints: int | None = None
+    count_time: float | None = None
+    title: str = ""
+    adopted: bool = False
+    state_key: str = ""
+    state: State = State.CREATED
+    state_cursor: str = "0-0"
+    created_at: float | None = None
+    started_at: float | None = None
+    closed_at: float | None = None
+    last_event_at: float | None = None
+    end_reason: str | None = None
+    streams: dict[str, StreamCursor] = field(default_factory=dict)
+    streams_known: bool = False
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def label(self) -> str:
+        return scan_label(self.number, self.name)
+
+    @property
+    def points(self) -> int:
+        return sum(s.points for s in self.streams.values())
+
+    @property
+    def duration(self) -> float | None:
+        """STARTED (or creation, if never started) to CLOSED, in Redis server time."""
+        begin = self.started_at if self.started_at is not None else self.created_at
+        if begin is None or self.closed_at is None:
+            return None
+        return max(0.0, self.closed_at - begin)
+
+    def touch(self, when: float) -> None:
+        if self.last_event_at is None or when > self.last_event_at:
+            self.last_event_at = when
+
+    def stall_threshold(self, default: float, factor: float) -> float:
+        """Idle time after which the scan counts as stalled: never less than `factor` point times."""
+        per_point = (self.count_time or 0.0) * factor
+        return max(default, per_point)

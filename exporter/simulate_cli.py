@@ -1,0 +1,68 @@
+"""`bliss-exporter simulate`: publish BLISS-like scans into a data store, through blissdata."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import structlog
+
+from .cli import Parser, UsageError, parse_redis_url, env
+from .simulator import Truth, open_data_store, publish_scan, random_spec
+
+log = structlog.get_logger("bliss_exporter.simulator")
+
+
+def simulate_parser() -> Parser:
+    p = Parser(prog="bliss-exporter simulate", description="Publish realistic BLISS-like scans through blissdata.")
+    p.add_argument("--redis-url", type=parse_redis_url, default=env("REDIS_URL"), help="data Redis URL")
+    p.add_argument("--session", action="append", default=None, help="session name (repeatable; default demo_session)")
+    p.add_argument("--scans", type=int, default=10, help="scans to publish per session (0: forever)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between two scans of a session")
+    p.add_argument("--speed", type=float, default=1.0, help="time acceleration of the point rate (0: no waiting)")
+    p.add_argument("--failure-rate", type=float, default=0.1, help="share of scans ending in FAILURE")
+    p.add_argument("--abort-rate", type=float, default=0.05, help="share of scans ending in USER_ABORT")
+    p.add_argument("--lima", action="store_true", help="add a lima stream to scans")
+    p.add_argument("--mca", action="store_true", help="add a 1D (MCA) stream to scans")
+    p.add_argument("--seed", type=int, default=None, help="random seed (reproducible scans)")
+    p.add_argument("--first-number", type=int, default=1, help="scan number of the first scan")
+    p.add_argument("--log-format", choices=("json", "console"), default="console")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from . import logs
+    import gevent
+
+    args = simulate_parser().parse_args(argv)
+    if not args.redis_url:
+        raise UsageError("simulate needs --redis-url")
+    logs.configure(args.log_format, "info")
+    sessions = args.session or ["demo_session"]
+    try:
+        store = open_data_store(args.redis_url)
+    except Exception as exc:  # redis errors, protocol mismatch
+        raise UsageError(f"cannot use data store {args.redis_url}: {exc}") from None
+    rng = random.Random(args.seed)
+    total = Truth()
+
+    def one_session(session: str) -> None:
+        number = args.first_number
+        while args.scans == 0 or number < args.first_number + args.scans:
+            spec = random_spec(rng, session, number, args.failure_rate, args.abort_rate, args.lima, args.mca, args.speed)
+            truth = publish_scan(store, spec, pause=gevent.sleep)
+            total.add(truth)
+            log.info("scan_published", session=session, scan=f"{number}_{spec.scan_type}",
+                     end_reason=spec.end_reason, points=truth.points, events=dict(truth.events))
+            number += 1
+            gevent.sleep(args.interval)
+
+    greenlets = [gevent.spawn(one_session, s) for s in sessions]
+    try:
+        gevent.joinall(greenlets, raise_error=True)
+    except KeyboardInterrupt:
+        gevent.killall(greenlets)
+    log.info("simulation_done", scans=total.scans, points=total.points, events=dict(total.events),
+             ended=dict(total.ended))
+    return 0

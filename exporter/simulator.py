@@ -1,0 +1,197 @@
+"""A BLISS-like scan publisher, through blissdata's own API (for the demo, tests and benchmarks).
+
+Scans carry BLISS's scan.info keys (type, title, npoints, count_time, filename, scan_nb,
+acquisition_chain, start_time; end_reason at close), a timer, motor positions and counters,
+optionally a lima and a 1D (MCA) stream. Failed and aborted scans go to CLOSED without STOPPED,
+as BLISS does. Each published scan returns its truth: the events a correct watcher must count.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+SCAN_TYPES = ("ct", "loopscan", "ascan", "timescan", "amesh")
+MOTORS = ("roby", "robz", "sy", "sz")
+COUNTERS = ("simulation_diode_sampling_controller:diode", "simulation_counter_controller:sim_ct_gauss")
+
+
+@dataclass
+class ScanSpec:
+    """What one simulated scan looks like."""
+
+    session: str = "demo_session"
+    number: int = 1
+    scan_type: str = "loopscan"
+    npoints: int = 10
+    count_time: float = 0.01
+    batch: int = 1  # points per send()
+    filename: str | None = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
+    lima: bool = False
+    mca: bool = False
+    end_reason: str = "SUCCESS"  # SUCCESS, FAILURE, USER_ABORT
+    fail_after: int | None = None  # points published before a FAILURE / USER_ABORT
+    point_delay: float | None = None  # seconds between sends; default count_time
+
+
+@dataclass
+class Truth:
+    """Events a watcher must count for the published scans (the seed's Counter, per type)."""
+
+    events: Counter = field(default_factory=Counter)
+    points: int = 0
+    scans: int = 0
+    ended: Counter = field(default_factory=Counter)  # end_reason -> scans
+
+    def add(self, other: "Truth") -> None:
+        self.events.update(other.events)
+        self.points += other.points
+        self.scans += other.scans
+        self.ended.update(other.ended)
+
+
+def _masters(spec: ScanSpec) -> list[str]:
+    if spec.scan_type == "amesh":
+        return ["axis", "timer"]  # two top masters: two URIs
+    if spec.scan_type == "ascan":
+        return ["axis"]
+    return ["timer"]
+
+
+def scan_info(spec: ScanSpec) -> dict:
+    """BLISS-shaped scan.info for a spec (as in shared/reference/bliss-2.4.0-scans)."""
+    motor = MOTORS[spec.number % len(MOTORS)]
+    if spec.scan_type == "ascan":
+        title = f"ascan {motor} 0.000000 1.000000 {spec.npoints - 1} {spec.count_time}"
+    elif spec.scan_type == "ct":
+        title = f"ct {spec.count_time}"
+    else:
+        title = f"{spec.scan_type} {spec.npoints} {spec.count_time}"
+    chain = {
+        master: {"master": {"scalars": [], "spectra": [], "images": []}, "scalars": [], "spectra": [], "images": []}
+        for master in _masters(spec)
+    }
+    return {
+        "type": spec.scan_type,
+        "title": title,
+        "npoints": spec.npoints,
+        "count_time": spec.count_time,
+        "filename": spec.filename,
+        "scan_nb": spec.number,
+        "name": f"{spec.number}_{spec.scan_type}",
+        "session_name": spec.session,
+        "user_name": "opid00",
+        "save": spec.filename is not None,
+        "data_policy": "None",
+        "publisher": "bliss-exporter-simulator",
+        "acquisition_chain": chain,
+        "start_time": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def open_data_store(url: str):
+    from blissdata.redis_engine.store import DataStore
+
+    from .source import normalize_redis_url
+
+    return DataStore(normalize_redis_url(url))
+
+
+def publish_scan(data_store, spec: ScanSpec, pause=time.sleep) -> Truth:
+    """Publish one scan from creation to close; return what a watcher must count for it."""
+    from blissdata.streams.default import Stream
+    from blissdata.streams.lima.stream import LimaStream
+
+    identity = {"name": spec.scan_type, "number": spec.number, "data_policy": "None", "session": spec.session}
+    scan = data_store.create_scan(identity, info=scan_info(spec))
+    streams = {"timer:elapsed_time": scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64")),
+               "timer:epoch": scan.create_stream(Stream.make_definition("timer:epoch", "float64"))}
+    if spec.scan_type in ("ascan", "amesh"):
+        name = f"axis:{MOTORS[spec.number % len(MOTORS)]}"
+        streams[name] = scan.create_stream(Stream.make_definition(name, "float64"))
+    for name in COUNTERS:
+        streams[name] = scan.create_stream(Stream.make_definition(name, "float64"))
+    mca = lima = None
+    if spec.mca:
+        mca = scan.create_stream(Stream.make_definition("mca1:spectrum", "uint32", shape=(128,)))
+    if spec.lima:
+        lima = scan.create_stream(LimaStream.make_definition(
+            "lima_simulator:image", "uint16", (64, 64), server_url="id00/limaccds/simulator1",
+            buffer_max_number=16, frames_per_acquisition=spec.npoints, acquisition_offset=0))
+    n_streams = len(streams) + (mca is not None) + (lima is not None)
+
+    truth = Truth(scans=1)
+    truth.events["new_node"] = 1 + n_streams
+    scan.prepare()
+    truth.events["prepared_scan"] += 1
+    scan.start()
+    truth.events["start_scan"] += 1
+
+    total = spec.npoints if spec.fail_after is None else min(spec.fail_after, spec.npoints)
+    delay = spec.count_time if spec.point_delay is None else spec.point_delay
+    t0 = time.time()
+    done = 0
+    while done < total:
+        n = min(spec.batch, total - done)
+        idx = np.arange(done, done + n, dtype=float)
+        values = {
+            "timer:elapsed_time": idx * spec.count_time,
+            "timer:epoch": t0 + idx * spec.count_time,
+        }
+        for name, stream in streams.items():
+            data = values.get(name)
+            if data is None:
+                data = np.random.random(n) if not name.startswith("axis:") else idx / max(spec.npoints - 1, 1)
+            stream.send(data if n > 1 else data[0])
+            truth.events["new_data"] += 1
+        truth.points += n * len(streams)
+        if mca is not None:
+            mca.send(np.zeros((n, 128), dtype=np.uint32) if n > 1 else np.zeros(128, dtype=np.uint32))
+            truth.events["new_data"] += 1
+            truth.points += n
+        if lima is not None:
+            lima.send({"last_index": done + n - 1, "last_index_saved": -1})
+            truth.events["new_data"] += 1
+        done += n
+        if delay:
+            pause(delay * n)
+    if lima is not None:
+        truth.points += done
+    for stream in [*streams.values(), mca, lima]:
+        if stream is not None:
+            stream.join()
+
+    if spec.end_reason == "SUCCESS":
+        scan.stop()
+        truth.events["stop_scan"] += 1
+    scan.info["end_reason"] = spec.end_reason
+    scan.info["end_time"] = datetime.now(timezone.utc).isoformat()
+    scan.close()
+    truth.events["end_scan"] += 1
+    truth.ended[spec.end_reason] += 1
+    return truth
+
+
+def random_spec(rng: random.Random, session: str, number: int, failure_rate: float, abort_rate: float,
+                lima: bool, mca: bool, speed: float) -> ScanSpec:
+    """A plausible scan of a beamline session."""
+    scan_type = rng.choice(SCAN_TYPES)
+    npoints = 1 if scan_type == "ct" else rng.choice((10, 20, 50, 100))
+    count_time = rng.choice((0.01, 0.02, 0.05, 0.1))
+    roll = rng.random()
+    end_reason, fail_after = "SUCCESS", None
+    if roll < failure_rate:
+        end_reason, fail_after = "FAILURE", rng.randrange(0, npoints)
+    elif roll < failure_rate + abort_rate:
+        end_reason, fail_after = "USER_ABORT", rng.randrange(0, npoints)
+    filename = None if rng.random() < 0.2 else f"/tmp/scans/inhouse/id002106/id00/{session}/sample_0001/sample_0001.h5"
+    return ScanSpec(
+        session=session, number=number, scan_type=scan_type, npoints=npoints, count_time=count_time,
+        batch=rng.choice((1, 1, 5)), filename=filename, lima=lima and scan_type != "ct", mca=mca,
+        end_reason=end_reason, fail_after=fail_after, point_delay=count_time / speed if speed > 0 else 0,
+    )

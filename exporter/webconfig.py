@@ -1,0 +1,99 @@
+"""The web config file shared by Prometheus exporters (`--web.config.file`): TLS and basic auth."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+
+import bcrypt
+import yaml
+
+
+class WebConfigError(Exception):
+    """The web config file is unreadable or invalid (one-line message)."""
+
+
+class BasicAuth:
+    """WSGI middleware checking HTTP basic auth against bcrypt hashes; /healthz stays open for probes."""
+
+    def __init__(self, users: dict[str, str], open_paths=("/healthz",)):
+        self.users = {name: hashed.encode() for name, hashed in users.items()}
+        self.open_paths = set(open_paths)
+        self._ok_cache: set[tuple[str, str]] = set()
+
+    def wrap(self, app):
+        def guarded(environ, start_response):
+            if environ.get("PATH_INFO") in self.open_paths or self.check(environ.get("HTTP_AUTHORIZATION", "")):
+                return app(environ, start_response)
+            body = b"unauthorized\n"
+            start_response("401 Unauthorized", [
+                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                ("WWW-Authenticate", 'Basic realm="bliss-exporter"'),
+            ])
+            return [body]
+        return guarded
+
+    def check(self, header: str) -> bool:
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        hashed = self.users.get(user)
+        if hashed is None:
+            return False
+        if (user, password) in self._ok_cache:  # bcrypt is slow on purpose: check once per password
+            return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed)
+        except ValueError:
+            return False
+        if ok:
+            self._ok_cache.add((user, password))
+        return ok
+
+
+def load_web_config(path: str):
+    """Parse the file; return (gevent ssl kwargs or None, BasicAuth or None)."""
+    try:
+        with open(path) as fh:
+            doc = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise WebConfigError(f"web config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise WebConfigError(f"web config {path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise WebConfigError(f"web config {path}: expected a mapping")
+    unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
+    if unknown:
+        raise WebConfigError(f"web config {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    ssl_args = None
+    tls = doc.get("tls_server_config")
+    if tls:
+        cert, key = tls.get("cert_file"), tls.get("key_file")
+        if not cert or not key:
+            raise WebConfigError(f"web config {path}: tls_server_config needs cert_file and key_file")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise WebConfigError(f"web config {path}: cannot load TLS certificate/key: {exc}") from None
+        if tls.get("client_ca_file"):
+            try:
+                context.load_verify_locations(tls["client_ca_file"])
+            except (OSError, ssl.SSLError) as exc:
+                raise WebConfigError(f"web config {path}: cannot load client_ca_file: {exc}") from None
+            context.verify_mode = ssl.CERT_REQUIRED
+        ssl_args = {"ssl_context": context}
+    auth = None
+    users = doc.get("basic_auth_users")
+    if users:
+        if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+            raise WebConfigError(f"web config {path}: basic_auth_users must map user names to bcrypt hashes")
+        for name, hashed in users.items():
+            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                raise WebConfigError(f"web config {path}: password of {name!r} is not a bcrypt hash")
+        auth = BasicAuth(users)
+    return ssl_args, auth

