@@ -9,7 +9,7 @@ import gevent
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from . import __version__
+from . import DEFAULT_PORT, __version__
 from .events import Fanout
 from .http import Routes, make_server
 from .logs import LogSink
@@ -20,7 +20,7 @@ from .watchers.session import SessionFilter
 
 log = structlog.get_logger("bliss_exporter")
 
-DEFAULT_PORT = 9811
+
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .app import DEFAULT_PORT
+from . import DEFAULT_PORT
 
 ENV_PREFIX = "BLISS_EXPORTER_"
 
@@ -121,15 +121,14 @@ def exporter_parser() -> Parser:
 
 def parse_exporter_args(argv: list[str]):
     p = exporter_parser()
-    args = p.parse_args(argv)
-    # values from the environment went through no type conversion: check them the same way
+    # defaults come from the environment: name the variable, not the flag, when one is wrong
     for action in p._actions:
-        value = getattr(args, action.dest, None)
-        if isinstance(value, str) and action.type not in (None, str) and action.dest not in ("help",):
+        if isinstance(action.default, str) and callable(action.type) and action.type is not str.lower:
             try:
-                setattr(args, action.dest, action.type(value))
+                action.type(action.default)
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"{ENV_PREFIX}{action.dest.upper()}: {exc}") from None
+    args = p.parse_args(argv)
     if args.session is None:
         sessions = env("SESSIONS") or env("SESSION")
         args.session = [s for s in (sessions or "").split(",") if s]

@@ -37,11 +37,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.bootstrap-$(cat pyproject.toml | sha1sum | cut -c1-12)-$want_test"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  if [ "$want_test" = 1 ]; then
-    .venv/bin/pip install -q -e '.[test]'
-  else
-    .venv/bin/pip install -q -e .
+  echo "bootstrap: installing Python packages into .venv (log: .venv/pip.log)"
+  extra=""
+  [ "$want_test" = 1 ] && extra="[test]"
+  if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e ".$extra"; } > .venv/pip.log 2>&1; then
+    tail -20 .venv/pip.log >&2
+    echo "bootstrap: pip install failed (see .venv/pip.log)" >&2
+    exit 1
   fi
   touch "$stamp"
 fi
