@@ -132,6 +132,15 @@ class DataStoreSource:
             return None
         return first[0][0].decode(), last[0][0].decode()
 
+    def history_trimmed_after(self, position: str) -> bool:
+        """True if history entries newer than `position` were trimmed away (a gap to re-synchronise)."""
+        try:
+            info = self.redis.xinfo_stream(HISTORY_STREAM)
+        except redis.ResponseError:  # no history stream (yet)
+            return False
+        deleted = info.get("max-deleted-entry-id", b"0-0").decode()
+        return _id(deleted) > _id(position)
+
     def read_history(self, since: str, block_ms: int | None, count: int = 256) -> list[tuple[str, str]]:
         """Scan-history entries after `since`: [(entry id, scan key)], waiting up to block_ms."""
         raw = self.redis.xread({HISTORY_STREAM: since}, block=block_ms, count=count)
@@ -242,6 +251,11 @@ class DataStoreSource:
             for key, entries in zip(lima_sealed, pipe.execute()):
                 out[key].points = _lima_points(entries[0][1]) if entries else 0
         return out
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _stats_from_xinfo(reply: dict, kind: str) -> StreamStats:

@@ -110,23 +110,31 @@ class ScanWatcher:
                 self._last_liveness = time.monotonic()
 
     def step(self, block_ms: int | None) -> None:
-        """Read new state entries (waiting up to block_ms) and apply them."""
+        """Read new state entries (waiting up to block_ms), count them, finish what they imply."""
+        self._finish_pending()
         cursors = {r.state_key: r.state_cursor for r in self.active.values()}
         batches = self.source.read_states(cursors, block_ms)
-        closing = []
         for state_key, entries in batches.items():
             record = self._by_state_key.get(state_key)
-            if record is None:
-                continue
-            if self._apply_states(record, entries):
-                closing.append(record)
-        for record in closing:
-            self._close(record)
+            if record is not None:
+                self._apply_states(record, entries)
+        self._finish_pending()
 
-    def _apply_states(self, record: ScanRecord, entries) -> bool:
-        """Count state entries; True when the scan reached CLOSED."""
+    def _finish_pending(self) -> None:
+        """Learn the streams of newly PREPARED scans and close CLOSED ones.
+
+        Kept apart from counting so that a data store error here (the supervisor restarts the
+        watcher) leaves the work pending instead of lost.
+        """
+        for record in list(self.active.values()):
+            if record.state >= State.PREPARED and not record.streams_known:
+                self._learn_streams(record)
+            if record.state is State.CLOSED:
+                self._close(record)
+
+    def _apply_states(self, record: ScanRecord, entries) -> None:
+        """Count state entries, every one of them, in order."""
         events = Counter()
-        closed = False
         for entry_id, state in entries:
             record.state_cursor = entry_id
             if state is None:
@@ -140,22 +148,18 @@ class ScanWatcher:
                 record.started_at = when
             elif state is State.CLOSED:
                 record.closed_at = when
-                closed = True
             event = STATE_EVENTS.get(state)
             if event is not None:
                 events[event] += 1
-        if record.state >= State.PREPARED and not record.streams_known:
-            self._learn_streams(record)
         if events:
             self._count(record, events, 0)
-        return closed
 
     def _learn_streams(self, record: ScanRecord) -> None:
         """Data streams are in the scan document from PREPARED on: one new_node each."""
-        record.streams_known = True
         try:
             doc = self.source.load_scan(record.key)
         except (ScanGone, ScanInvalid):
+            record.streams_known = True  # nothing more to learn
             return
         before = len(record.streams)
         _set_streams(record, doc)

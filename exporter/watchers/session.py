@@ -66,7 +66,10 @@ class SessionWatcher:
             self.step(self.block_ms)
 
     def step(self, block_ms: int | None) -> None:
-        for entry_id, key in self.source.read_history(self.position or "0-0", block_ms):
+        entries = self.source.read_history(self.position or "0-0", block_ms)
+        if entries and self.source.history_trimmed_after(self.position):
+            self.resync(entries[0][0])
+        for entry_id, key in entries:
             self.discover(key)
             self.position = entry_id
 
@@ -78,31 +81,27 @@ class SessionWatcher:
             self.discover(key, adopt=True)
 
     def resume(self) -> None:
-        """After a reconnection: detect a trimmed history and re-synchronise without skipping scans."""
-        bounds = self.source.history_bounds()
-        if bounds is None or id_tuple(bounds[0]) <= id_tuple(self.position):
-            return  # our position is still in the history (or nothing new): plain XREAD resumes
-        log.warning(
-            "history_gap",
-            position=self.position,
-            first_available=bounds[0],
-            action="resync from the data store",
-        )
+        """After a reconnection: re-synchronise if the history was trimmed past our position."""
+        if self.source.history_trimmed_after(self.position):
+            bounds = self.source.history_bounds()
+            self.resync(bounds[0] if bounds else None)
+
+    def resync(self, first_available: str | None) -> None:
+        """Find the scans created after our position in the data store itself, oldest first."""
+        log.warning("history_gap", position=self.position, first_available=first_available,
+                    action="resync from the data store")
         since = id_tuple(self.position)
         missed = []
         for key in self.source.list_scan_keys():
             if self.scans.is_known(key):
                 continue
-            doc_state_key = self._state_key(key)
-            created = doc_state_key and self.source.creation_id(doc_state_key)
+            state_key = self._state_key(key)
+            created = state_key and self.source.creation_id(state_key)
             if created and id_tuple(created) > since:
                 missed.append((id_tuple(created), key))
         for _, key in sorted(missed):
             self.discover(key)
         log.info("history_resync", scans_found=len(missed))
-        # every entry still in the history is newer than our position: read them all again,
-        # the scan watcher ignores the scans it already knows
-        self.position = "0-0"
 
     def _state_key(self, key: str) -> str | None:
         try:
