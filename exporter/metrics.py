@@ -13,6 +13,8 @@ from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 OTHER = "other"
+#: scan.info end_reason values BLISS writes (UNKNOWN: none written); exported at 0 from the first scan
+END_REASONS = ("SUCCESS", "FAILURE", "USER_ABORT", "DELETION", "UNKNOWN")
 
 
 def blissdata_version() -> str:
@@ -118,6 +120,7 @@ class ExporterMetrics:
     ):
         self.registry = registry
         self.sessions_seen: set[str] = set()
+        self._types_seen: set[tuple[str, str]] = set()
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.events = Counter(
             "bliss_scan_events", "Scan events seen, by type.", ["session", "event_type"], registry=registry
@@ -175,10 +178,20 @@ class ExporterMetrics:
             for event in EventType:
                 self.events.labels(session, event.value)
             self.points.labels(session)
+            self.lost.labels(session)
+
+    def _see_scan_type(self, session: str, scan_type: str) -> None:
+        """Series exist at 0 before the first scan ends, so increase() sees that first scan too."""
+        if (session, scan_type) not in self._types_seen:
+            self._types_seen.add((session, scan_type))
+            for reason in END_REASONS:
+                self.ended.labels(session, scan_type, reason)
+            self.duration.labels(session, scan_type)
 
     # -- EventSink ------------------------------------------------------------------------------
     def scan_discovered(self, scan: ScanRecord) -> None:
         self._see_session(scan.session)
+        self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
 
     def scan_counted(self, scan: ScanRecord, events, points: int) -> None:
         for event, n in events.items():

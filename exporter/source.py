@@ -120,26 +120,23 @@ class DataStoreSource:
             )
         try:
             self.redis.execute_command("FT._LIST")
-        except redis.ResponseError:
-            raise DataStoreError("the RediSearch module is missing: not a Redis Stack server") from None
+        except redis.ResponseError as exc:
+            if "unknown command" in str(exc).lower():
+                raise DataStoreError("the RediSearch module is missing: not a Redis Stack server") from None
+            # e.g. an ACL user without FT._LIST: nothing the exporter needs, the check is only advisory
 
     # -- scan history -----------------------------------------------------------------------
-    def history_bounds(self) -> tuple[str, str] | None:
-        """(first id, last id) of the scan history stream, None while it is empty."""
-        first = self.redis.xrange(HISTORY_STREAM, count=1)
-        last = self.redis.xrevrange(HISTORY_STREAM, count=1)
-        if not first or not last:
-            return None
-        return first[0][0].decode(), last[0][0].decode()
+    def history_info(self) -> tuple[int, int, str]:
+        """(entries ever added, entries left, last id) of the scan history; (0, 0, "0-0") if absent.
 
-    def history_trimmed_after(self, position: str) -> bool:
-        """True if history entries newer than `position` were trimmed away (a gap to re-synchronise)."""
+        Entries ever added minus entries left is how many were trimmed away, the oldest first:
+        this is how a reader knows the history was trimmed past its position.
+        """
         try:
             info = self.redis.xinfo_stream(HISTORY_STREAM)
         except redis.ResponseError:  # no history stream (yet)
-            return False
-        deleted = info.get("max-deleted-entry-id", b"0-0").decode()
-        return _id(deleted) > _id(position)
+            return 0, 0, "0-0"
+        return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
 
     def read_history(self, since: str, block_ms: int | None, count: int = 256) -> list[tuple[str, str]]:
         """Scan-history entries after `since`: [(entry id, scan key)], waiting up to block_ms."""
@@ -151,10 +148,6 @@ class DataStoreSource:
                 if key:
                     out.append((entry_id.decode(), key.decode()))
         return out
-
-    def history_since(self, since: str, count: int = 1000) -> list[tuple[str, str]]:
-        """Non-blocking read of the history after `since`."""
-        return self.read_history(since, None, count)
 
     def list_scan_keys(self) -> list[str]:
         """Every scan key in the data store (keyspace scan, read-only)."""
@@ -169,11 +162,15 @@ class DataStoreSource:
         ttl = self.redis.ttl(key)
         return ttl == -2 or 0 <= ttl <= 10
 
-    def load_scan(self, key: str) -> ScanDocument:
-        """Read and check a scan's JSON document; raise ScanGone or ScanInvalid."""
+    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
+        """Read and check a scan's JSON document; raise ScanGone or ScanInvalid.
+
+        A deleted scan (expiring within 10 s) counts as gone unless `deleted_ok`: its last
+        document can still be read, e.g. for the end_reason of a scan deleted while watched.
+        """
         if not key.startswith(SCAN_PREFIX):
             raise ScanInvalid(f"not a scan key: {key!r}")
-        if self.is_deleted(key):
+        if not deleted_ok and self.is_deleted(key):
             raise ScanGone(key)
         try:
             doc = self._json.get(key)
@@ -251,11 +248,6 @@ class DataStoreSource:
             for key, entries in zip(lima_sealed, pipe.execute()):
                 out[key].points = _lima_points(entries[0][1]) if entries else 0
         return out
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _stats_from_xinfo(reply: dict, kind: str) -> StreamStats:

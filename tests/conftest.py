@@ -65,3 +65,23 @@ def start_exporter(redis_server, tmp_path):
         if proc.proc.poll() is None:
             proc.proc.kill()
             proc.proc.wait()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._bliss_exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """Exit even if a test left a blissdata stream unsealed.
+
+    blissdata's publisher runs each stream's sink in non-daemon threads that stop when the stream
+    is sealed; a test that abandons a scan (killed Redis, deleted scan) would keep the interpreter
+    waiting for them forever after the summary is printed.
+    """
+    import sys
+    import threading
+
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(getattr(config, "_bliss_exit_status", 0))

@@ -102,7 +102,7 @@ def test_failed_scan_closes_without_stopped(start_exporter, data_store):
     assert events(exporter, "s1") == {
         "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 0, "end_scan": 1,
     }
-    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") is None
+    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 0
     (end,) = exporter.logs("scan_end")
     assert end["end_reason"] == "FAILURE" and end["events"]["stop_scan"] == 0
 

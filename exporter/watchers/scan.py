@@ -204,9 +204,10 @@ class ScanWatcher:
     def _close(self, record: ScanRecord) -> None:
         self.poll_streams([record])  # streams are sealed before CLOSED: these counts are final
         try:
-            doc = self.source.load_scan(record.key)
-            reason = doc.info.get("end_reason")
-        except (ScanGone, ScanInvalid):
+            reason = self.source.load_scan(record.key, deleted_ok=True).info.get("end_reason")
+        except ScanGone:
+            reason = "DELETION"  # only a deletion makes a closed scan's document disappear
+        except ScanInvalid:
             reason = None
         record.end_reason = str(reason) if reason else "UNKNOWN"
         self._forget(record)

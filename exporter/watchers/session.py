@@ -55,6 +55,7 @@ class SessionWatcher:
         self.sessions = sessions
         self.block_ms = block_ms
         self.position: str | None = None  # id of the last history entry handled
+        self.sequence = 0  # how many history entries were ever added up to `position`
 
     def run(self) -> None:
         """Watch forever; raises on data store errors (the supervisor restarts it, position kept)."""
@@ -67,30 +68,40 @@ class SessionWatcher:
 
     def step(self, block_ms: int | None) -> None:
         entries = self.source.read_history(self.position or "0-0", block_ms)
-        if entries and self.source.history_trimmed_after(self.position):
-            self.resync(entries[0][0])
+        if not entries:
+            return
+        added, length, _ = self.source.history_info()
+        if added - length > self.sequence or added < self.sequence:
+            # entries after our position were trimmed away (or the history was recreated)
+            self.resync()
+            for _, key in entries:  # older than the new anchor: just make sure they are watched
+                self.discover(key)
+            return
         for entry_id, key in entries:
             self.discover(key)
             self.position = entry_id
+            self.sequence += 1
 
     def adopt_active(self) -> None:
         """First start: watch the scans not yet closed; closed ones belong to the past."""
-        bounds = self.source.history_bounds()
-        self.position = bounds[1] if bounds else "0-0"
+        self._anchor()
         for key in sorted(self.source.list_scan_keys()):
             self.discover(key, adopt=True)
 
+    def _anchor(self) -> None:
+        self.sequence, _, self.position = self.source.history_info()
+
     def resume(self) -> None:
         """After a reconnection: re-synchronise if the history was trimmed past our position."""
-        if self.source.history_trimmed_after(self.position):
-            bounds = self.source.history_bounds()
-            self.resync(bounds[0] if bounds else None)
+        added, length, _ = self.source.history_info()
+        if added - length > self.sequence or added < self.sequence:
+            self.resync()
 
-    def resync(self, first_available: str | None) -> None:
+    def resync(self) -> None:
         """Find the scans created after our position in the data store itself, oldest first."""
-        log.warning("history_gap", position=self.position, first_available=first_available,
-                    action="resync from the data store")
+        log.warning("history_gap", position=self.position, action="resync from the data store")
         since = id_tuple(self.position)
+        self._anchor()  # scans after the new anchor come through the history again (duplicates ignored)
         missed = []
         for key in self.source.list_scan_keys():
             if self.scans.is_known(key):
