@@ -14,6 +14,7 @@ from .events import Fanout
 from .http import Routes, make_server
 from .logs import LogSink
 from .metrics import DEFAULT_DURATION_BUCKETS, ExporterMetrics
+from .status import RecentScans, StatusPage
 from .source import CONNECTION_ERRORS, DataStoreError, DataStoreSource, redact_url
 from .watchers import ScanWatcher, SessionWatcher
 from .watchers.session import SessionFilter
@@ -98,9 +99,11 @@ class Exporter:
             stall_factor=config.stall_factor,
         )
         self.health = Health(self.metrics)
-        self.sink = Fanout(self.metrics, LogSink())
+        self.recent = RecentScans()  # recently ended scans, for the status page
+        self.sink = Fanout(self.metrics, LogSink(), self.recent)
         self.sessions = SessionFilter(config.sessions)
-        self.routes = Routes(self.registry, self.health, config.telemetry_path)
+        self.routes = Routes(self.registry, self.health, config.telemetry_path,
+                             status_page=StatusPage(self, self.recent))
         self.server = None
         self._greenlets: list[gevent.Greenlet] = []
         self.datastore = redact_url(config.redis_url) if config.redis_url else f"beacon://{config.beacon_host}"
