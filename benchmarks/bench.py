@@ -1,0 +1,712 @@
+"""Benchmark: the exporter against the published watcher design, on the same workload.
+
+    /tmp/venv/bin/python benchmarks/bench.py            # full run (10,000 short scans), ~3-5 min
+    /tmp/venv/bin/python benchmarks/bench.py --quick    # 1,000 short scans, smaller workload
+
+One run starts a private Redis Stack (127.0.0.1, free port), the exporter as a real process
+(`python -m exporter ...`) and the baseline `benchmarks/seed_watcher.py`, then:
+
+  A. throughput: publisher process(es) write --scans scans through blissdata as fast as they can;
+     CPU seconds of publisher, exporter, baseline (and Redis) over exactly that work, the counts of
+     each event type of exporter and baseline against the publisher's truth;
+  B. memory: --bulk-scans short scans published quickly (several publisher processes); exporter
+     RSS before and after;
+  C. /metrics latency: --active-scans scans held open (created, prepared, started) after the bulk
+     scans ended; p50/p99 over --latency-requests sequential scrapes, in three client modes:
+     keep-alive back to back, keep-alive --spaced-gap apart, a new connection per request;
+  D. end visibility (the active scans still open): --delay-scans open scans closed one at a time,
+     then as many short scans (created and closed at once); /metrics scraped every
+     --scrape-interval (new connection each time) until bliss_scans_ended_total grows; p50/p99 of
+     the time from scan.close() returning to the scrape that shows it.
+
+CPU time is read from /proc/<pid>/stat (utime + stime, all threads) at the same instants for every
+process (the publishers wait on stdin so that their CPU is read when their work is done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from exporter.redis_stack import RedisStackServer, free_port  # noqa: E402
+
+EVENT_TYPES = ("new_node", "prepared_scan", "start_scan", "new_data", "stop_scan", "end_scan")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes ---------------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Child:
+    """A child process; stdout either a pipe (line protocol) or a log file."""
+
+    def __init__(self, name: str, cmd: list[str], workdir: Path, pipe: bool = False):
+        self.name = name
+        self.log = workdir / f"{name}.out"
+        self.err = workdir / f"{name}.err"
+        env = dict(os.environ)
+        env.pop("BEACON_HOST", None)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, text=True,
+            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipe else open(self.log, "w"),
+            stderr=open(self.err, "w"),
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def expect(self, word: str, timeout: float = 60.0) -> str:
+        """Read lines from the pipe until one starts with word; return the rest of it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.name} exited ({self.proc.poll()}): {self.err.read_text()[-2000:]}")
+            if line.startswith(word):
+                return line[len(word):].strip()
+        raise RuntimeError(f"{self.name}: no {word} within {timeout:.0f} s")
+
+    def send(self, line: str = "go") -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None and self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def publisher(name: str, mode: str, url: str, workdir: Path, **opts) -> Child:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "publisher.py"), mode, "--redis-url", url]
+    for key, value in opts.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return Child(name, cmd, workdir, pipe=True)
+
+
+# -- the exporter's /metrics -------------------------------------------------------------------------
+class Scraper:
+    """GET /metrics on one keep-alive connection (as Prometheus does)."""
+
+    def __init__(self, port: int, fresh: bool = False):
+        self.port = port
+        self.fresh = fresh  # a new connection per request
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def get(self, path: str = "/metrics") -> tuple[int, bytes]:
+        if self.fresh:
+            self.conn.close()
+        for attempt in (1, 2):
+            try:
+                self.conn.request("GET", path)
+                resp = self.conn.getresponse()
+                return resp.status, resp.read()
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                if attempt == 2:
+                    raise
+        raise AssertionError
+
+    def samples(self) -> dict:
+        status, body = self.get()
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        out = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                out[(s.name, frozenset(s.labels.items()))] = s.value
+        return out
+
+
+def session_counts(samples: dict, session: str) -> dict:
+    """The exporter's counts for one session: events by type, points, scans ended, active scans."""
+    events = Counter()
+    ended = active = 0.0
+    points = 0.0
+    for (name, labels), value in samples.items():
+        lab = dict(labels)
+        if lab.get("session") != session:
+            continue
+        if name == "bliss_scan_events_total":
+            events[lab["event_type"]] += int(value)
+        elif name == "bliss_scan_points_total":
+            points += value
+        elif name == "bliss_scans_ended_total":
+            ended += value
+        elif name == "bliss_active_scans":
+            active += value
+    return {"events": events, "points": int(points), "ended": int(ended), "active": int(active)}
+
+
+def wait_for(predicate, timeout: float, interval: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def add_truth(total: dict, part: dict) -> None:
+    total.setdefault("events", Counter()).update(part["events"])
+    total["points"] = total.get("points", 0) + part["points"]
+    total["scans"] = total.get("scans", 0) + part["scans"]
+
+
+# -- the benchmark -----------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bliss-exporter-bench-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.children: list[Child] = []
+        self.redis: RedisStackServer | None = None
+        self.exporter: Child | None = None
+        self.results: dict = {"config": vars(args).copy()}
+
+    def log(self, *words) -> None:
+        print("#", *words, flush=True)
+
+    def child(self, c: Child) -> Child:
+        self.children.append(c)
+        return c
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.redis = RedisStackServer().start()
+        self.redis.init_blissdata()
+        self.url = self.redis.url
+        self.redis_pid = self.redis._proc.pid
+        port = free_port()
+        if self.a.profile:  # the same exporter, under cProfile (CPU-time timer): profile written at stop
+            launcher = [sys.executable, str(ROOT / "benchmarks" / "profile_exporter.py"), self.a.profile]
+        elif self.a.exporter_command:  # A/B experiments: another launcher taking the exporter's flags
+            launcher = shlex.split(self.a.exporter_command)
+            if launcher and launcher[0] in ("python", "python3"):
+                launcher[0] = sys.executable  # the benchmark's own interpreter (the venv)
+        else:
+            launcher = [sys.executable, "-m", "exporter"]
+        cmd = [*launcher, "--redis-url", self.url,
+               "--listen-address", f"127.0.0.1:{port}", "--log-format", "json", *self.a.exporter_arg]
+        self.exporter = self.child(Child("exporter", cmd, self.workdir))
+        self.scraper = Scraper(port)
+
+        def ready():
+            if self.exporter.proc.poll() is not None:
+                raise RuntimeError(f"exporter exited: {self.exporter.err.read_text()[-2000:]}")
+            try:
+                return self.scraper.get("/readyz")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, 30, 0.1, "exporter /readyz")
+        self.log(f"redis {self.url} (pid {self.redis_pid}), exporter pid {self.exporter.pid} on :{port}, "
+                 f"logs in {self.workdir}")
+
+    def stop(self) -> None:
+        for c in reversed(self.children):
+            try:
+                c.stop()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        if self.redis is not None:
+            self.redis.cleanup()
+
+    def counts(self, session: str) -> dict:
+        return session_counts(self.scraper.samples(), session)
+
+    def wait_ended(self, session: str, n: int, timeout: float) -> dict:
+        return wait_for(lambda: (c := self.counts(session))["ended"] >= n and c["active"] == 0 and c,
+                        timeout, 0.2, f"exporter: {n} scans of {session} ended")
+
+    # -- A: throughput, exactness, CPU ----------------------------------------------------------
+    def phase_throughput(self) -> None:
+        a = self.a
+        session = "bench_throughput"
+        n_pub = max(1, a.publishers)
+        per_pub = [a.scans // n_pub + (1 if i < a.scans % n_pub else 0) for i in range(n_pub)]
+        baseline = None
+        if not a.no_baseline:
+            result_file = self.workdir / "baseline.json"
+            baseline = self.child(Child("baseline", [
+                sys.executable, str(ROOT / "benchmarks" / "seed_watcher.py"), "--redis-url", self.url,
+                "--result", str(result_file), "--scans", str(a.scans),
+                "--read-timeout", str(a.baseline_read_timeout)], self.workdir))
+            wait_for(lambda: baseline.log.exists() and "READY" in baseline.log.read_text(), 60, 0.1,
+                     "baseline READY")
+        pubs = [self.child(publisher(f"publisher{i}", "workload", self.url, self.workdir, session=session,
+                                     scans=n, concurrent=a.concurrent, streams=a.streams, events=a.events,
+                                     points=a.points, first_number=1 + i * 1_000_000))
+                for i, n in enumerate(per_pub) if n]
+        for p in pubs:
+            p.expect("READY")
+        self.log(f"A: {a.scans} scans x {a.streams} streams x {a.events} sends x {a.points} points, "
+                 f"{a.concurrent} concurrent per publisher, {len(pubs)} publisher(s)")
+        self.profile("throughput", True)
+        cpu0 = {p.name: p.cpu() for p in pubs}
+        exp0 = self.exporter.cpu()
+        base0 = baseline.cpu() if baseline else 0.0
+        redis0 = cpu_seconds(self.redis_pid)
+        t0 = time.monotonic()
+        for p in pubs:
+            p.send()
+        truth: dict = {}
+        pub_cpu = 0.0
+        pub_wall = 0.0
+        for p in pubs:
+            part = json.loads(p.expect("TRUTH", timeout=a.timeout))
+            pub_cpu += p.cpu() - cpu0[p.name]
+            pub_wall = max(pub_wall, time.monotonic() - t0)
+            add_truth(truth, part)
+            p.finish()
+        self.log(f"A: publishers done in {pub_wall:.1f} s wall, {pub_cpu:.2f} s CPU")
+        exp = self.wait_ended(session, a.scans, a.timeout)
+        exp_cpu = self.exporter.cpu() - exp0
+        exp_wall = time.monotonic() - t0
+        self.profile("throughput", False)
+        base = None
+        base_cpu = base_wall = None
+        if baseline:
+            result_file = self.workdir / "baseline.json"
+            wait_for(result_file.exists, a.timeout, 0.1, "baseline result")
+            base_cpu = baseline.cpu() - base0
+            base_wall = time.monotonic() - t0
+            base = json.loads(result_file.read_text())
+            baseline.stop()
+        redis_cpu = cpu_seconds(self.redis_pid) - redis0
+        self.results["throughput"] = {
+            "truth": {"events": dict(truth["events"]), "points": truth["points"], "scans": truth["scans"]},
+            "publisher_cpu": pub_cpu, "publisher_wall": pub_wall,
+            "exporter_cpu": exp_cpu, "exporter_wall": exp_wall,
+            "exporter": {"events": dict(exp["events"]), "points": exp["points"], "ended": exp["ended"]},
+            "baseline_cpu": base_cpu, "baseline_wall": base_wall,
+            "baseline": base, "redis_cpu": redis_cpu,
+        }
+
+    # -- optional profile of the exporter (--profile) ---------------------------------------------
+    def profile(self, phase: str, start: bool) -> None:
+        if not self.a.profile:
+            return
+        if start:
+            self.exporter.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            return
+        self._profiles = getattr(self, "_profiles", 0) + 1
+        self.exporter.proc.send_signal(signal.SIGUSR2)
+        written = Path(f"{self.a.profile}.{self._profiles}")
+        wait_for(written.exists, 30, 0.1, f"profile {written}")
+        time.sleep(0.5)
+        target = Path(f"{self.a.profile}.{phase}.prof")
+        written.replace(target)
+        self.log(f"exporter profile of phase {phase}: {target}")
+
+    # -- B: memory over many short scans --------------------------------------------------------
+    def phase_memory(self) -> None:
+        a = self.a
+        session = "bench_bulk"
+        time.sleep(1.0)
+        rss_before = rss_bytes(self.exporter.pid)
+        n_pub = max(1, a.bulk_publishers)
+        per_pub = [a.bulk_scans // n_pub + (1 if i < a.bulk_scans % n_pub else 0) for i in range(n_pub)]
+        pubs = [self.child(publisher(f"bulk{i}", "bulk", self.url, self.workdir, session=session, scans=n,
+                                     concurrent=a.bulk_concurrent, streams=a.bulk_streams, events=1, points=1,
+                                     first_number=1 + i * 1_000_000))
+                for i, n in enumerate(per_pub) if n]
+        for p in pubs:
+            p.expect("READY")
+        self.log(f"B: {a.bulk_scans} short scans ({a.bulk_streams} stream(s), 1 send each), "
+                 f"{len(pubs)} publishers; exporter RSS before {rss_before / 2**20:.1f} MiB")
+        self.profile("memory", True)
+        series = []  # (scans ended, RSS) every ~2 s, to see the shape of the growth
+        stop_sampling = threading.Event()
+
+        def sample():
+            sampler = Scraper(self.scraper.port, fresh=True)
+            while not stop_sampling.wait(2.0):
+                try:
+                    ended = session_counts(sampler.samples(), session)["ended"]
+                except (OSError, RuntimeError, http.client.HTTPException):
+                    continue
+                series.append((ended, rss_bytes(self.exporter.pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        cpu0 = {p.name: p.cpu() for p in pubs}
+        exp0 = self.exporter.cpu()
+        t0 = time.monotonic()
+        for p in pubs:
+            p.send()
+        sampler.start()
+        truth: dict = {}
+        pub_cpu = 0.0
+        for p in pubs:
+            add_truth(truth, json.loads(p.expect("TRUTH", timeout=a.timeout)))
+            pub_cpu += p.cpu() - cpu0[p.name]
+            p.finish()
+        pub_wall = time.monotonic() - t0
+        exp = self.wait_ended(session, a.bulk_scans, a.timeout)
+        stop_sampling.set()
+        sampler.join()
+        exp_cpu = self.exporter.cpu() - exp0
+        exp_wall = time.monotonic() - t0
+        self.profile("memory", False)
+        time.sleep(1.0)
+        rss_after = rss_bytes(self.exporter.pid)
+        self.log(f"B: published in {pub_wall:.1f} s ({a.bulk_scans / pub_wall:.0f} scans/s), all ended in "
+                 f"the exporter after {exp_wall:.1f} s; RSS after {rss_after / 2**20:.1f} MiB")
+        self.results["memory"] = {
+            "scans": a.bulk_scans, "rss_before": rss_before, "rss_after": rss_after, "rss_series": series,
+            "publisher_cpu": pub_cpu, "publisher_wall": pub_wall, "exporter_cpu": exp_cpu,
+            "exporter_wall": exp_wall,
+            "truth": {"events": dict(truth["events"]), "points": truth["points"], "scans": truth["scans"]},
+            "exporter": {"events": dict(exp["events"]), "points": exp["points"], "ended": exp["ended"]},
+        }
+
+    # -- C and D: latency with active scans, end visibility ---------------------------------------
+    def phase_latency(self) -> None:
+        a = self.a
+        held_session, delay_session = "bench_active", "bench_delay"
+        hold = self.child(publisher("hold", "hold", self.url, self.workdir, session=held_session,
+                                    scans=a.active_scans, streams=a.active_streams, events=1, points=1))
+        hold.expect("READY", timeout=a.timeout)
+        wait_for(lambda: (c := self.counts(held_session))["active"] == a.active_scans
+                 and c["events"]["new_data"] == a.active_scans * a.active_streams,
+                 a.timeout, 0.2, f"{a.active_scans} active scans in the exporter")
+        time.sleep(1.0)
+        self.log(f"C: {a.active_scans} scans open ({a.active_streams} streams each); "
+                 f"{a.latency_requests} GET /metrics per client mode")
+        self.profile("latency", True)
+        modes = {}
+        for mode in ("keepalive", "spaced", "newconn"):
+            lat = []
+            size = 0
+            exp0 = self.exporter.cpu()
+            scraper = Scraper(self.scraper.port, fresh=mode == "newconn")
+            for _ in range(a.latency_requests):
+                t = time.perf_counter()
+                status, body = scraper.get()
+                lat.append(time.perf_counter() - t)
+                if status != 200:
+                    raise RuntimeError(f"/metrics answered {status}")
+                size = len(body)
+                if mode == "spaced":
+                    time.sleep(a.spaced_gap)
+            scraper.conn.close()
+            modes[mode] = {"p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": max(lat),
+                           "cpu_per_scrape": (self.exporter.cpu() - exp0) / a.latency_requests,
+                           "body_bytes": size}
+        self.profile("latency", False)
+        self.results["latency"] = {"requests": a.latency_requests, "active_scans": a.active_scans,
+                                   "modes": modes, "rss": rss_bytes(self.exporter.pid)}
+
+        delay = self.child(publisher("delay", "delay", self.url, self.workdir, session=delay_session,
+                                     scans=a.delay_scans, streams=2, events=5, points=1))
+        delay.expect("READY", timeout=a.timeout)
+        wait_for(lambda: self.counts(delay_session)["active"] == a.delay_scans, a.timeout, 0.2,
+                 f"{a.delay_scans} open scans of {delay_session}")
+        time.sleep(1.0)
+        self.log(f"D: {a.delay_scans} open scans closed one at a time, then {a.delay_scans} short scans; "
+                 f"/metrics every {a.scrape_interval * 1000:.0f} ms")
+        # a new connection per scrape: on a keep-alive connection each answer waits ~40 ms for the
+        # delayed ACK (Nagle, see C), which would be measured here instead of the exporter
+        poll = Scraper(self.scraper.port, fresh=True)
+
+        def ended() -> int:
+            status, body = poll.get("/metrics?name[]=bliss_scans_ended_total")
+            total = 0
+            for family in text_string_to_metric_families(body.decode()):
+                for sample in family.samples:
+                    if sample.name == "bliss_scans_ended_total" and sample.labels.get("session") == delay_session:
+                        total += int(sample.value)
+            return total
+
+        delays = {"close": [], "short": []}
+        for kind in ("close", "short"):
+            for _ in range(a.delay_scans):
+                before = ended()
+                delay.send(kind)
+                deadline = time.monotonic() + 30
+                while True:
+                    if ended() > before:
+                        seen = time.time()
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("scan end not visible in /metrics within 30 s")
+                    time.sleep(a.scrape_interval)
+                closed = float(delay.expect("CLOSED"))
+                delays[kind].append(max(0.0, seen - closed))
+        delay.send("done")
+        delay_truth = json.loads(delay.expect("TRUTH"))
+        delay.finish()
+        hold.send()
+        held_truth = json.loads(hold.expect("TRUTH", timeout=a.timeout))
+        hold.finish()
+        held = self.wait_ended(held_session, a.active_scans, a.timeout)
+        dl = self.wait_ended(delay_session, 2 * a.delay_scans, a.timeout)
+        self.results["delay"] = {
+            kind: {"scans": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99), "max": max(v)}
+            for kind, v in delays.items()}
+        self.results["side_checks"] = {
+            held_session: {"truth": held_truth, "exporter": {"events": dict(held["events"]), "points": held["points"]}},
+            delay_session: {"truth": delay_truth, "exporter": {"events": dict(dl["events"]), "points": dl["points"]}},
+        }
+
+    def exporter_health(self) -> None:
+        s = self.scraper.samples()
+        self.results["exporter_errors"] = {
+            "watcher_errors": sum(v for (n, _), v in s.items() if n == "bliss_exporter_watcher_errors_total"),
+            "scans_lost": sum(v for (n, _), v in s.items() if n == "bliss_exporter_scans_lost_total"),
+            "scans_skipped": sum(v for (n, _), v in s.items() if n == "bliss_exporter_scans_skipped_total"),
+        }
+
+
+# -- report ------------------------------------------------------------------------------------------
+def exact(truth: dict, seen: dict) -> bool:
+    return all(int(seen["events"].get(t, 0)) == int(truth["events"].get(t, 0)) for t in EVENT_TYPES) and \
+        int(seen["points"]) == int(truth["points"])
+
+
+def pct(seen: float, truth: float) -> str:
+    if truth == 0:
+        return "" if seen == 0 else "+inf"
+    d = (seen - truth) / truth * 100
+    return "exact" if seen == truth else f"{d:+.1f} %"
+
+
+def report(r: dict, args) -> bool:
+    lines = []
+    out = lines.append
+    verdicts = []
+    tp = r.get("throughput")
+    if tp:
+        truth, exp, base = tp["truth"], tp["exporter"], tp["baseline"]
+        out(f"A. Throughput: {truth['scans']} scans, {args.streams} streams/scan, {args.events} sends/stream, "
+            f"{args.points} points/send, {args.concurrent} concurrent/publisher, {args.publishers} publisher(s)")
+        out("")
+        out("| event_type | truth | exporter | baseline (seed port) | baseline error |")
+        out("|---|---:|---:|---:|---:|")
+        for t in EVENT_TYPES + ("points",):
+            tv = truth["points"] if t == "points" else truth["events"].get(t, 0)
+            ev = exp["points"] if t == "points" else exp["events"].get(t, 0)
+            bv = "-" if base is None else (base["points"] if t == "points" else base["events"].get(t, 0))
+            be = "-" if base is None else pct(bv, tv)
+            out(f"| {t} | {tv} | {ev} | {bv} | {be} |")
+        out("")
+        out("| process | CPU s | wall s (from publish start to done) |")
+        out("|---|---:|---:|")
+        out(f"| publisher(s) | {tp['publisher_cpu']:.2f} | {tp['publisher_wall']:.1f} |")
+        out(f"| exporter | {tp['exporter_cpu']:.2f} | {tp['exporter_wall']:.1f} |")
+        if tp["baseline_cpu"] is not None:
+            out(f"| baseline (seed port) | {tp['baseline_cpu']:.2f} | {tp['baseline_wall']:.1f} |")
+        out(f"| redis-server (all clients) | {tp['redis_cpu']:.2f} | |")
+        out("")
+        r_pub = tp["exporter_cpu"] / tp["publisher_cpu"] if tp["publisher_cpu"] else float("inf")
+        out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
+        verdicts.append(("counts exact at the publisher's full rate", exact(truth, exp),
+                         "exporter exact" if exact(truth, exp) else "exporter counts differ"))
+        verdicts.append(("exporter CPU <= 2 % of publisher CPU", r_pub <= 0.02, f"{r_pub * 100:.2f} %"))
+        if tp["baseline_cpu"]:
+            r_base = tp["exporter_cpu"] / tp["baseline_cpu"]
+            out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
+            verdicts.append(("exporter CPU <= 1/10 of baseline CPU", r_base <= 0.1, f"1/{1 / r_base:.1f}"
+                             if r_base else "0"))
+            if base is not None:
+                out(f"baseline exact: {exact(truth, base)}")
+        out("")
+    mem = r.get("memory")
+    if mem:
+        growth = (mem["rss_after"] - mem["rss_before"]) / 2**20
+        out(f"B. Memory: {mem['scans']} short scans published in {mem['publisher_wall']:.1f} s "
+            f"({mem['scans'] / mem['publisher_wall']:.0f} scans/s, publishers {mem['publisher_cpu']:.1f} s CPU); "
+            f"exporter {mem['exporter_cpu']:.2f} s CPU, counts exact: {exact(mem['truth'], mem['exporter'])}")
+        out(f"   exporter RSS before {mem['rss_before'] / 2**20:.1f} MiB, after {mem['rss_after'] / 2**20:.1f} MiB, "
+            f"growth {growth:+.2f} MiB")
+        steps = []
+        for frac in (0.25, 0.5, 0.75):
+            point = next(((n, rss) for n, rss in mem.get("rss_series", []) if n >= frac * mem["scans"]), None)
+            if point:
+                steps.append(f"{point[0]} ended: {(point[1] - mem['rss_before']) / 2**20:+.2f}")
+        if steps:
+            out(f"   RSS growth along the way (MiB): {'; '.join(steps)}; {mem['scans']} ended: {growth:+.2f}")
+        verdicts.append((f"RSS growth <= 5 MB over {mem['scans']} scans", growth * 2**20 <= 5e6, f"{growth:+.2f} MiB"))
+        out("")
+    lat = r.get("latency")
+    if lat:
+        after = f" after {r['memory']['scans']} bulk scans ended" if r.get("memory") else ""
+        out(f"C. /metrics latency, {lat['active_scans']} active scans{after}, "
+            f"{lat['requests']} requests per client mode (exporter RSS {lat['rss'] / 2**20:.1f} MiB):")
+        out("")
+        out("| client mode | body bytes | p50 ms | p99 ms | max ms | exporter CPU ms/scrape |")
+        out("|---|---:|---:|---:|---:|---:|")
+        names = {"keepalive": "keep-alive, back to back", "spaced": f"keep-alive, {args.spaced_gap * 1000:.0f} ms apart",
+                 "newconn": "new connection each"}
+        for mode, m in lat["modes"].items():
+            out(f"| {names[mode]} | {m['body_bytes']} | {m['p50'] * 1000:.1f} | {m['p99'] * 1000:.1f} | "
+                f"{m['max'] * 1000:.1f} | {m['cpu_per_scrape'] * 1000:.1f} |")
+        out("")
+        worst = max(lat["modes"].items(), key=lambda kv: kv[1]["p99"])
+        verdicts.append(("/metrics p99 <= 20 ms (every client mode)", worst[1]["p99"] <= 0.020,
+                         f"{worst[1]['p99'] * 1000:.1f} ms ({names[worst[0]]})"))
+    dl = r.get("delay")
+    if dl:
+        out(f"D. Scan close -> end visible in /metrics (scraped every {args.scrape_interval * 1000:.0f} ms):")
+        out("")
+        out("| scans | n | p50 ms | p99 ms | max ms |")
+        out("|---|---:|---:|---:|---:|")
+        names = {"close": "open (watched) scans closed one at a time", "short": "short scans, created then closed at once"}
+        for kind, d in dl.items():
+            out(f"| {names[kind]} | {d['scans']} | {d['p50'] * 1000:.0f} | {d['p99'] * 1000:.0f} | {d['max'] * 1000:.0f} |")
+        out("")
+        worst = max(d["p99"] for d in dl.values())
+        verdicts.append(("scan end visible within 1 s (p99)", worst <= 1.0, f"{worst * 1000:.0f} ms"))
+    side = r.get("side_checks")
+    if side:
+        for sess, v in side.items():
+            out(f"   {sess}: exporter counts exact: {exact(v['truth'], v['exporter'])}")
+    errs = r.get("exporter_errors")
+    if errs:
+        out(f"   exporter watcher errors {errs['watcher_errors']:.0f}, scans lost {errs['scans_lost']:.0f}, "
+            f"skipped {errs['scans_skipped']:.0f}")
+    out("")
+    out("| target | result | measured |")
+    out("|---|---|---|")
+    for name, ok, measured in verdicts:
+        out(f"| {name} | {'PASS' if ok else 'FAIL'} | {measured} |")
+    print("\n".join(lines), flush=True)
+    return all(ok for _, ok, _ in verdicts)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("A. throughput workload")
+    g.add_argument("--scans", type=int, default=None, help="scans published (default 40, 20 with --quick)")
+    g.add_argument("--concurrent", type=int, default=4, help="scans open at once per publisher (default 4)")
+    g.add_argument("--streams", type=int, default=8, help="data streams per scan (default 8)")
+    g.add_argument("--events", type=int, default=1000, help="send() per stream (default 1000)")
+    g.add_argument("--points", type=int, default=10, help="points per send (default 10)")
+    g.add_argument("--publishers", type=int, default=1, help="publisher processes (default 1)")
+    g.add_argument("--no-baseline", action="store_true", help="do not run the seed watcher port")
+    g.add_argument("--baseline-read-timeout", type=float, default=0.5,
+                   help="seconds the baseline's cursor reads wait (default 0.5, the exporter's poll interval)")
+    g = p.add_argument_group("B. memory")
+    g.add_argument("--bulk-scans", type=int, default=None, help="short scans (default 10000, 1000 with --quick)")
+    g.add_argument("--bulk-publishers", type=int, default=2, help="publisher processes (default 2)")
+    g.add_argument("--bulk-concurrent", type=int, default=4, help="scans open at once per publisher (default 4)")
+    g.add_argument("--bulk-streams", type=int, default=1, help="streams per short scan (default 1)")
+    g = p.add_argument_group("C/D. latency")
+    g.add_argument("--active-scans", type=int, default=100, help="scans held open (default 100)")
+    g.add_argument("--active-streams", type=int, default=3, help="streams per held scan (default 3)")
+    g.add_argument("--latency-requests", type=int, default=200, help="scrapes timed (default 200)")
+    g.add_argument("--delay-scans", type=int, default=50, help="scans whose end visibility is timed (default 50)")
+    g.add_argument("--scrape-interval", type=float, default=0.02, help="seconds between scrapes (default 0.02)")
+    g.add_argument("--spaced-gap", type=float, default=0.1,
+                   help="seconds between two requests of the 'spaced' latency mode (default 0.1)")
+    p.add_argument("--quick", action="store_true", help="smaller run: 1000 bulk scans, 20 throughput scans "
+                   "(explicit --scans/--bulk-scans win)")
+    p.add_argument("--exporter-arg", action="append", default=[], metavar="ARG",
+                   help="extra exporter argument (repeatable), e.g. --exporter-arg=--poll-interval=0.2")
+    p.add_argument("--exporter-command", metavar="CMD",
+                   help="command run instead of `python -m exporter` (it gets the exporter's flags), "
+                   "to compare a modified exporter on the same workload")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any phase (default 300)")
+    p.add_argument("--workdir", help="where logs go (default: a new temporary directory, kept)")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--profile", metavar="FILE",
+                   help="run the exporter under cProfile (CPU time): one profile per phase, FILE.<phase>.prof "
+                   "(pstats); the exporter's CPU figures then include the profiler's overhead")
+    p.add_argument("--skip", action="append", default=[], choices=("throughput", "memory", "latency"),
+                   help="skip a phase (repeatable)")
+    a = p.parse_args(argv)
+    if a.bulk_scans is None:
+        a.bulk_scans = 1000 if a.quick else 10000
+    if a.scans is None:
+        a.scans = 20 if a.quick else 40
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    cpu_start = time.process_time()
+    t_start = time.monotonic()
+    ok = False
+    try:
+        bench.start()
+        if "throughput" not in args.skip:
+            bench.phase_throughput()
+        if "memory" not in args.skip:
+            bench.phase_memory()
+        if "latency" not in args.skip:
+            bench.phase_latency()
+        bench.exporter_health()
+    finally:
+        bench.stop()
+    bench.results["run"] = {"wall": time.monotonic() - t_start, "bench_cpu": time.process_time() - cpu_start}
+    print()
+    ok = report(bench.results, args)
+    print(f"\n(run: {bench.results['run']['wall']:.0f} s wall; logs in {bench.workdir})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(bench.results, indent=2, default=str))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

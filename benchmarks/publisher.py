@@ -1,0 +1,192 @@
+"""Benchmark publisher: writes scans through blissdata's own API as fast as it can (a child of bench.py).
+
+Modes (all talk to bench.py by lines on stdin/stdout, so that bench.py can read every process's CPU
+time at the same instants):
+
+  workload  READY, wait for a line, publish --scans scans (--concurrent at a time, each with --streams
+            float64 streams, --events send() per stream, --points points per send), print the truth
+            (JSON), wait for stdin to close.
+  bulk      the same, for many short scans (1 send per stream) - the 10,000-scan memory test.
+  hold      open --scans scans (CREATED, PREPARED, STARTED, one send per stream), READY, keep them
+            open until a line arrives, then close them and print the truth.
+  delay     open --scans scans, READY; then per line: "close" closes the next open one, "short"
+            publishes a new short scan from creation to close; each time it prints the unix time at
+            which scan.close() returned ("CLOSED <time>"); any other line: close the rest, print
+            the truth.
+
+The truth is the sum of exporter.simulator.Truth: the exact events a correct watcher must count.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()  # before blissdata: its stream sinks become greenlets, as in BLISS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import numpy as np  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+
+from exporter.simulator import Truth, open_data_store  # noqa: E402
+
+
+def say(*words) -> None:
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+def wait_line() -> str:
+    return sys.stdin.readline()
+
+
+class Publisher:
+    def __init__(self, url: str, session: str, streams: int, events: int, points: int, first_number: int):
+        self.data_store = open_data_store(url)
+        self.session = session
+        self.n_streams = streams
+        self.events = events
+        self.points = points
+        self.next_number = first_number
+        self.buffer = np.arange(max(points, 1) * 64, dtype=np.float64)
+
+    def _number(self) -> int:
+        n = self.next_number
+        self.next_number += 1
+        return n
+
+    def open_scan(self, truth: Truth):
+        """Create, prepare and start a scan; returns (scan, streams)."""
+        from blissdata.streams.default import Stream
+
+        number = self._number()
+        identity = {"name": "loopscan", "number": number, "data_policy": "None", "session": self.session}
+        info = {"type": "loopscan", "title": f"loopscan {self.events} 0", "npoints": self.events * self.points,
+                "count_time": 0.0, "scan_nb": number, "session_name": self.session, "save": False}
+        scan = self.data_store.create_scan(identity, info=info)
+        streams = [scan.create_stream(Stream.make_definition(f"bench:ctr{i}", "float64"))
+                   for i in range(self.n_streams)]
+        scan.prepare()
+        scan.start()
+        truth.scans += 1
+        truth.events["new_node"] += 1 + len(streams)
+        truth.events["prepared_scan"] += 1
+        truth.events["start_scan"] += 1
+        return scan, streams
+
+    def send_all(self, streams, truth: Truth, events: int) -> None:
+        p = self.points
+        done = 0
+        for e in range(events):
+            data = self.buffer[(e % 64) * p:(e % 64 + 1) * p] if p > 1 else float(e)
+            for stream in streams:
+                stream.send(data)
+            done += 1
+            if e % 16 == 15:
+                gevent.sleep(0)  # let the sinks (and the other scans) run, as BLISS's acquisition loop does
+        truth.events["new_data"] += done * len(streams)
+        truth.points += done * p * len(streams)
+
+    @staticmethod
+    def close_scan(scan, streams, truth: Truth) -> None:
+        for stream in streams:
+            stream.join()
+        scan.stop()
+        scan.info["end_reason"] = "SUCCESS"
+        scan.close()
+        truth.events["stop_scan"] += 1
+        truth.events["end_scan"] += 1
+        truth.ended["SUCCESS"] += 1
+
+    def publish(self, truth: Truth, events: int | None = None) -> None:
+        scan, streams = self.open_scan(truth)
+        self.send_all(streams, truth, self.events if events is None else events)
+        self.close_scan(scan, streams, truth)
+
+
+def truth_json(truth: Truth, **extra) -> str:
+    return json.dumps({"events": dict(truth.events), "points": truth.points, "scans": truth.scans,
+                       "ended": dict(truth.ended), **extra})
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=("workload", "bulk", "hold", "delay"))
+    p.add_argument("--redis-url", required=True)
+    p.add_argument("--session", default="bench")
+    p.add_argument("--scans", type=int, default=10)
+    p.add_argument("--concurrent", type=int, default=1)
+    p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--events", type=int, default=100)
+    p.add_argument("--points", type=int, default=1)
+    p.add_argument("--first-number", type=int, default=1)
+    a = p.parse_args(argv)
+
+    pub = Publisher(a.redis_url, a.session, a.streams, a.events, a.points, a.first_number)
+    truth = Truth()
+
+    if a.mode in ("workload", "bulk"):
+        say("READY")
+        wait_line()
+        t0, c0 = time.time(), time.process_time()
+        pool = Pool(max(1, a.concurrent))
+        for _ in range(a.scans):
+            pool.spawn(pub.publish, truth)
+        pool.join(raise_error=True)
+        say("TRUTH", truth_json(truth, wall=time.time() - t0, self_cpu=time.process_time() - c0))
+        wait_line()  # bench.py reads our CPU time, then closes stdin
+        return 0
+
+    if a.mode == "hold":
+        held = [pub.open_scan(truth) for _ in range(a.scans)]
+        for _, streams in held:
+            pub.send_all(streams, truth, 1)
+        for _, streams in held:
+            for stream in streams:
+                stream.join()
+        say("READY")
+        wait_line()
+        for scan, streams in held:
+            pub.close_scan(scan, streams, truth)
+        say("TRUTH", truth_json(truth))
+        wait_line()
+        return 0
+
+    # delay: --scans scans opened first (READY once they are STARTED); then, per line read,
+    # "close" closes the next of them, "short" publishes a new short scan from creation to close
+    prepared = [pub.open_scan(truth) for _ in range(a.scans)]
+    for _, streams in prepared:
+        pub.send_all(streams, truth, a.events)
+        for stream in streams:
+            stream.join()
+    say("READY")
+    while True:
+        line = wait_line().strip()
+        if line == "close" and prepared:
+            scan, streams = prepared.pop(0)
+        elif line == "short":
+            scan, streams = pub.open_scan(truth)
+            pub.send_all(streams, truth, a.events)
+            for stream in streams:
+                stream.join()
+        else:
+            break
+        scan.stop()
+        scan.info["end_reason"] = "SUCCESS"
+        scan.close()
+        closed = time.time()
+        truth.events["stop_scan"] += 1
+        truth.events["end_scan"] += 1
+        truth.ended["SUCCESS"] += 1
+        say("CLOSED", repr(closed))
+    for scan, streams in prepared:  # not closed by the benchmark
+        pub.close_scan(scan, streams, truth)
+    say("TRUTH", truth_json(truth))
+    wait_line()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
