@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import socket
 
 from gevent.pywsgi import WSGIServer
 from prometheus_client import make_wsgi_app
@@ -57,6 +58,18 @@ def _send(start_response, status, body: bytes, content_type: str, headers=()):
     return [body]
 
 
+class _Server(WSGIServer):
+    """gevent's WSGI server with TCP_NODELAY: headers and body go out in two writes, and Nagle's
+    algorithm would hold the body for the client's delayed ACK (~40 ms per keep-alive scrape)."""
+
+    def handle(self, sock, address):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        return super().handle(sock, address)
+
+
 def make_server(host: str, port: int, app, ssl_args: dict | None = None) -> WSGIServer:
     """A gevent WSGI server (one greenlet per request, so scrapes never block the watchers)."""
-    return WSGIServer((host, port), app, log=None, error_log=None, **(ssl_args or {}))
+    return _Server((host, port), app, log=None, error_log=None, **(ssl_args or {}))

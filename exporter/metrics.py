@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
 from . import __version__
@@ -170,6 +170,7 @@ class ExporterMetrics:
             self.skipped.labels(reason)
         for watcher in ("session_watcher", "scan_watcher", "health"):
             self.watcher_errors.labels(watcher)
+        ProcessCollector(registry=registry)  # process_* : RSS, open fds, CPU (bounded-resource evidence)
         registry.register(ActiveScansCollector(active_scans, self.sessions_seen, stall_threshold, stall_factor))
 
     def _see_session(self, session: str) -> None:

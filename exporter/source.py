@@ -170,15 +170,50 @@ class DataStoreSource:
         """
         if not key.startswith(SCAN_PREFIX):
             raise ScanInvalid(f"not a scan key: {key!r}")
-        if not deleted_ok and self.is_deleted(key):
+        pipe = self.redis.pipeline(transaction=False)  # one round trip: expiry and document
+        pipe.ttl(key)
+        pipe.json().get(key)
+        ttl, doc = pipe.execute(raise_on_error=False)
+        if isinstance(ttl, Exception) or (isinstance(doc, Exception) and not isinstance(doc, redis.ResponseError)):
+            raise ttl if isinstance(ttl, Exception) else doc
+        if ttl == -2 or (not deleted_ok and 0 <= ttl <= 10):
             raise ScanGone(key)
-        try:
-            doc = self._json.get(key)
-        except redis.ResponseError as exc:
-            raise ScanInvalid(f"{key}: {exc}") from None
+        if isinstance(doc, redis.ResponseError):
+            raise ScanInvalid(f"{key}: {doc}")
         if doc is None:
             raise ScanGone(key)
         return parse_scan_document(key, doc)
+
+    def scan_streams(self, key: str) -> dict[str, tuple[str, str]]:
+        """The data streams listed in a scan document (name -> (key, kind)); raise ScanGone/ScanInvalid."""
+        try:
+            found = self._json.get(key, "$.data_streams")
+        except redis.ResponseError as exc:
+            raise ScanInvalid(f"{key}: {exc}") from None
+        if not found:
+            raise ScanGone(key)
+        return parse_streams(key, found[0])
+
+    def closing_snapshot(self, key: str, streams: dict[str, str]):
+        """Final stream stats and end_reason of a closed scan, in one round trip.
+
+        Returns (stats by stream key, end_reason or None, whether the document still exists).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        keys = list(streams)
+        for stream_key in keys:
+            pipe.xinfo_stream(stream_key)
+        pipe.json().get(key, "$.info.end_reason")
+        replies = pipe.execute(raise_on_error=False)
+        stats = self._parse_stats(keys, streams, replies[:-1])
+        reason = replies[-1]
+        if isinstance(reason, Exception):
+            if not isinstance(reason, redis.ResponseError):
+                raise reason
+            return stats, None, True
+        if reason is None:
+            return stats, None, False
+        return stats, (str(reason[0]) if reason and reason[0] else None), True
 
     def last_state(self, state_key: str) -> State | None:
         """The current state of a scan (last entry of its state stream), None if unreadable."""
@@ -227,7 +262,9 @@ class DataStoreSource:
         keys = list(streams)
         for key in keys:
             pipe.xinfo_stream(key)
-        replies = pipe.execute(raise_on_error=False)
+        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+
+    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
         out: dict[str, StreamStats | None] = {}
         lima_sealed = []
         for key, reply in zip(keys, replies):
@@ -290,14 +327,20 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
             raise TypeError("info is not an object")
         session = identity.get("session") or info.get("session_name") or ""
         state_key = "esrf:stream:" + doc["state_stream"]["pk"]
-        streams = {}
-        for stream_name, model in (doc.get("data_streams") or {}).items():
-            streams[stream_name] = (
-                "esrf:stream:" + model["pk"],
-                _stream_kind(model.get("info"), model.get("encoding")),
-            )
+        streams = parse_streams(key, doc.get("data_streams") or {})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ScanInvalid(f"{key}: {type(exc).__name__}: {exc}") from None
     if not isinstance(name, str) or not name:
         raise ScanInvalid(f"{key}: identity has no name")
     return ScanDocument(key, str(session), name, number, info, state_key, streams)
+
+
+def parse_streams(key: str, models: object) -> dict[str, tuple[str, str]]:
+    """Data stream models of a scan document -> {name: (redis key, kind)}; raise ScanInvalid."""
+    try:
+        return {
+            name: ("esrf:stream:" + model["pk"], _stream_kind(model.get("info"), model.get("encoding")))
+            for name, model in dict(models).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ScanInvalid(f"{key}: data_streams: {type(exc).__name__}: {exc}") from None

@@ -40,14 +40,14 @@ def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
         adopted=adopted,
         state_key=doc.state_key,
     )
-    _set_streams(record, doc)
+    _set_streams(record, doc.streams)
+    record.streams_known = bool(doc.streams)
     return record
 
 
-def _set_streams(record: ScanRecord, doc: ScanDocument) -> None:
-    for name, (key, kind) in doc.streams.items():
+def _set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
+    for name, (key, kind) in streams.items():
         record.streams.setdefault(key, StreamCursor(key=key, name=name, kind=kind))
-    record.streams_known = bool(doc.streams)
 
 
 class ScanWatcher:
@@ -59,12 +59,14 @@ class ScanWatcher:
         sink: EventSink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
+        min_read_interval: float = 0.05,
         clock=time.time,
     ):
         self.source = source
         self.sink = sink
         self.poll_interval = poll_interval
         self.liveness_interval = liveness_interval
+        self.min_read_interval = min_read_interval
         self.clock = clock
         self.active: dict[str, ScanRecord] = {}
         self._by_state_key: dict[str, ScanRecord] = {}
@@ -95,12 +97,13 @@ class ScanWatcher:
         """Watch forever; raises on data store errors (the supervisor restarts it)."""
         next_poll = 0.0
         while True:
-            now = time.monotonic()
             if not self.active:
                 self._wakeup.clear()
                 self._wakeup.wait(self.poll_interval)
                 continue
+            now = time.monotonic()
             block_ms = max(1, int((next_poll - now) * 1000)) if next_poll > now else None
+            started = now
             self.step(block_ms)
             if time.monotonic() >= next_poll:
                 self.poll_streams()
@@ -108,6 +111,10 @@ class ScanWatcher:
             if time.monotonic() - self._last_liveness >= self.liveness_interval:
                 self.check_liveness()
                 self._last_liveness = time.monotonic()
+            # a burst of state changes then arrives in one reply instead of one read each
+            rest = self.min_read_interval - (time.monotonic() - started)
+            if rest > 0:
+                gevent.sleep(rest)
 
     def step(self, block_ms: int | None) -> None:
         """Read new state entries (waiting up to block_ms), count them, finish what they imply."""
@@ -157,28 +164,29 @@ class ScanWatcher:
     def _learn_streams(self, record: ScanRecord) -> None:
         """Data streams are in the scan document from PREPARED on: one new_node each."""
         try:
-            doc = self.source.load_scan(record.key)
+            streams = self.source.scan_streams(record.key)
         except (ScanGone, ScanInvalid):
             record.streams_known = True  # nothing more to learn
             return
         before = len(record.streams)
-        _set_streams(record, doc)
+        _set_streams(record, streams)
         record.streams_known = True
         added = len(record.streams) - before
         if added:
             self._count(record, Counter({EventType.NEW_NODE: added}), 0)
 
-    def poll_streams(self, records: list[ScanRecord] | None = None) -> None:
-        """Count new data entries and points of the data streams of the given (default: all) scans."""
-        records = list(self.active.values()) if records is None else records
-        wanted = {}
-        for record in records:
-            for cursor in record.streams.values():
-                if not cursor.sealed:
-                    wanted[cursor.key] = cursor.kind
-        if not wanted:
-            return
-        stats = self.source.stream_stats(wanted)
+    @staticmethod
+    def _unsealed(records: list[ScanRecord]) -> dict[str, str]:
+        return {c.key: c.kind for r in records for c in r.streams.values() if not c.sealed}
+
+    def poll_streams(self) -> None:
+        """Count new data entries and points of the data streams of every watched scan."""
+        records = list(self.active.values())
+        wanted = self._unsealed(records)
+        if wanted:
+            self._apply_stats(records, self.source.stream_stats(wanted))
+
+    def _apply_stats(self, records: list[ScanRecord], stats: dict) -> None:
         now = self.clock()
         for record in records:
             new_entries = new_points = 0
@@ -202,14 +210,12 @@ class ScanWatcher:
                 self._count(record, events, new_points)
 
     def _close(self, record: ScanRecord) -> None:
-        self.poll_streams([record])  # streams are sealed before CLOSED: these counts are final
-        try:
-            reason = self.source.load_scan(record.key, deleted_ok=True).info.get("end_reason")
-        except ScanGone:
+        # streams are sealed before CLOSED: these counts are final
+        stats, reason, exists = self.source.closing_snapshot(record.key, self._unsealed([record]))
+        self._apply_stats([record], stats)
+        if not exists:
             reason = "DELETION"  # only a deletion makes a closed scan's document disappear
-        except ScanInvalid:
-            reason = None
-        record.end_reason = str(reason) if reason else "UNKNOWN"
+        record.end_reason = reason or "UNKNOWN"
         self._forget(record)
         self.sink.scan_ended(record)
 
