@@ -37,8 +37,9 @@ class RedisStackServer:
     empty database the way blissdata's publisher expects (`DataStore(url, init_db=True)`).
     """
 
-    def __init__(self, port: int | None = None, extra_args: list[str] | None = None):
+    def __init__(self, port: int | None = None, extra_args: list[str] | None = None, modules: bool = True):
         self.port = port or free_port()
+        self.modules = modules
         self.extra_args = extra_args or []
         self._proc: subprocess.Popen | None = None
         self._dir = tempfile.mkdtemp(prefix="bliss-exporter-redis-")
@@ -54,8 +55,8 @@ class RedisStackServer:
             str(binary),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
-            "--loadmodule", str(base / "lib" / "rejson.so"),
-            "--loadmodule", str(base / "lib" / "redisearch.so"),
+            *(["--loadmodule", str(base / "lib" / "rejson.so"),
+               "--loadmodule", str(base / "lib" / "redisearch.so")] if self.modules else []),
             "--save", "",
             "--appendonly", "no",
             "--dir", self._dir,

@@ -105,18 +105,6 @@ def test_build_info_and_promtool_check_metrics(start_exporter, data_store):
     assert check.returncode == 0 and check.stderr == "" and check.stdout == "", check.stderr
 
 
-def test_datastore_that_is_not_blissdata_is_not_ready(start_exporter, tmp_path):
-    with RedisStackServer() as plain:  # no init: no protocol key
-        exporter = start_exporter(url=plain.url, ready=False)
-        exporter.wait_ready("/healthz")
-        wait_until(lambda: exporter.get("/readyz").status_code == 503, what="readyz 503")
-        assert "no blissdata protocol key" in exporter.get("/readyz").text
-        assert exporter.value("bliss_datastore_up") == 0
-        (down,) = exporter.logs("datastore_down")
-        assert "not a blissdata data store" in down["error"]
-        assert "Traceback" not in exporter.stdout() + exporter.stderr()
-
-
 class BeaconPeer:
     """A TCP peer speaking Beacon's wire protocol for the data-Redis query (type 32 -> 34 or 33)."""
 

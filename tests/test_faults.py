@@ -192,3 +192,37 @@ def test_created_straight_to_closed_and_missing_plugin_stream(start_exporter, da
     assert exporter.value("bliss_scan_events_total", session="s1", event_type="new_data") == 2
     assert exporter.value("bliss_scan_points_total", session="s1") == 5
     assert exporter.proc.poll() is None
+
+
+@pytest.mark.parametrize("case", ["no-protocol-key", "wrong-protocol", "no-redisearch"])
+def test_data_store_that_is_not_blissdata_is_reported_and_retried(start_exporter, case):
+    import redis
+
+    server = RedisStackServer(modules=case != "no-redisearch").start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        expected = {
+            "no-protocol-key": "no blissdata protocol key",
+            "wrong-protocol": "blissdata protocol version 2 found, only 1 is supported",
+            "no-redisearch": "the RediSearch module is missing",
+        }[case]
+        if case == "wrong-protocol":
+            client.set("_PROTOCOL_VERSION_", 2)
+        if case == "no-redisearch":
+            client.set("_PROTOCOL_VERSION_", 1)
+        exporter = start_exporter(url=server.url, ready=False)
+        exporter.wait_ready("/healthz")
+        wait_until(lambda: expected in exporter.get("/readyz").text, what="readyz reason")
+        assert exporter.get("/readyz").status_code == 503
+        assert exporter.value("bliss_datastore_up") == 0
+        time.sleep(1.0)  # retried meanwhile, logged once
+        (down,) = exporter.logs("datastore_down")
+        assert expected in down["error"]
+        if case != "no-redisearch":  # the data store gets fixed: the exporter notices by itself
+            client.flushall()
+            server.init_blissdata()
+            wait_until(lambda: exporter.get("/readyz").status_code == 200, 15, what="ready after fix")
+            assert exporter.value("bliss_datastore_up") == 1
+        assert "Traceback" not in exporter.stdout() + exporter.stderr()
+    finally:
+        server.cleanup()
