@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import gevent
+import redis
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
@@ -194,7 +195,10 @@ class Exporter:
                 self.metrics.watcher_errors.labels(name).inc()
                 self.health.down(self.datastore, exc)
                 log.debug("watcher_retry", watcher=name, error=f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # a bug or an unexpected reply: never let the greenlet die silently
+            except redis.ResponseError as exc:  # an unexpected reply from the data store
+                self.metrics.watcher_errors.labels(name).inc()
+                log.error("watcher_error", watcher=name, error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug: never let the greenlet die silently; keep the traceback
                 self.metrics.watcher_errors.labels(name).inc()
                 log.error("watcher_error", watcher=name, error=f"{type(exc).__name__}: {exc}", exc_info=True)
             if time.monotonic() - started > 30:

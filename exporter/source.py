@@ -237,6 +237,13 @@ class DataStoreSource:
             pipe.ttl(key)
         return {key: not (ttl == -2 or 0 <= ttl <= 10) for key, ttl in zip(keys, pipe.execute())}
 
+    def unreadable_state_streams(self, keys: list[str]) -> list[str]:
+        """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        return [k for k, t in zip(keys, pipe.execute()) if t not in (b"stream", b"none")]
+
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State]]]:
         """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""
         if not cursors:

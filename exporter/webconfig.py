@@ -13,6 +13,11 @@ class WebConfigError(Exception):
     """The web config file is unreadable or invalid (one-line message)."""
 
 
+TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
+#: checked for unknown users, so that a wrong user name takes as long as a wrong password (cost 10)
+_DUMMY_HASH = b"$2b$10$A3W7EUS.vnlVkxHub9hZpu43urr9VPJ3SvU4ZcKPqytm.2/phdRQK"
+
+
 class BasicAuth:
     """WSGI middleware checking HTTP basic auth against bcrypt hashes; /healthz stays open for probes."""
 
@@ -42,6 +47,7 @@ class BasicAuth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
+            bcrypt.checkpw(password.encode(), _DUMMY_HASH)  # no user enumeration by timing
             return False
         if (user, password) in self._ok_cache:  # bcrypt is slow on purpose: check once per password
             return True
@@ -63,6 +69,8 @@ def load_web_config(path: str):
         raise WebConfigError(f"web config {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise WebConfigError(f"web config {path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise WebConfigError(f"web config {path}: not UTF-8 text") from None
     if not isinstance(doc, dict):
         raise WebConfigError(f"web config {path}: expected a mapping")
     unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
@@ -71,6 +79,14 @@ def load_web_config(path: str):
     ssl_args = None
     tls = doc.get("tls_server_config")
     if tls:
+        if not isinstance(tls, dict):
+            raise WebConfigError(f"web config {path}: tls_server_config must be a mapping")
+        unsupported = set(tls) - set(TLS_KEYS)
+        if unsupported:  # e.g. client_auth_type: refuse rather than silently serve without it
+            raise WebConfigError(f"web config {path}: unsupported tls_server_config key(s) "
+                                 f"{', '.join(sorted(map(str, unsupported)))} (supported: {', '.join(TLS_KEYS)})")
+        if not all(isinstance(tls[k], str) for k in TLS_KEYS if tls.get(k) is not None):
+            raise WebConfigError(f"web config {path}: tls_server_config file names must be strings")
         cert, key = tls.get("cert_file"), tls.get("key_file")
         if not cert or not key:
             raise WebConfigError(f"web config {path}: tls_server_config needs cert_file and key_file")
@@ -90,10 +106,14 @@ def load_web_config(path: str):
     auth = None
     users = doc.get("basic_auth_users")
     if users:
-        if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+        if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items()):
             raise WebConfigError(f"web config {path}: basic_auth_users must map user names to bcrypt hashes")
         for name, hashed in users.items():
             if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
                 raise WebConfigError(f"web config {path}: password of {name!r} is not a bcrypt hash")
+            try:
+                bcrypt.checkpw(b"", hashed.encode())  # a malformed hash would lock the user out silently
+            except ValueError:
+                raise WebConfigError(f"web config {path}: password of {name!r} is not a valid bcrypt hash") from None
         auth = BasicAuth(users)
     return ssl_args, auth

@@ -226,3 +226,23 @@ def test_data_store_that_is_not_blissdata_is_reported_and_retried(start_exporter
         assert "Traceback" not in exporter.stdout() + exporter.stderr()
     finally:
         server.cleanup()
+
+
+def test_poisoned_scan_is_dropped_and_the_watcher_restarted(start_exporter, data_store, raw_redis):
+    exporter = start_exporter()
+    good = new_scan(data_store, "s1", 1)
+    exporter.wait_value(1, "bliss_active_scans", session="s1", state="created")
+    with paused(exporter):
+        bad = new_scan(data_store, "s1", 2)
+        state_key = "esrf:stream:" + raw_redis.json().get(bad.key, "$.state_stream.pk")[0]
+        raw_redis.delete(state_key)
+        raw_redis.set(state_key, "not a stream")  # every XREAD naming it fails
+    exporter.wait_value(1, "bliss_exporter_scans_lost_total", session="s1")
+    (lost,) = exporter.logs("scan_lost")
+    assert lost["scan"] == "2_loopscan" and lost["reason"] == "invalid state stream"
+    assert exporter.value("bliss_exporter_watcher_errors_total", watcher="scan_watcher") >= 1
+    errors = exporter.logs("watcher_error")
+    assert errors and errors[0]["watcher"] == "scan_watcher" and "WRONGTYPE" in errors[0]["error"]
+    good.prepare(); good.start(); good.stop(); good.close()  # the restarted watcher goes on
+    exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    assert exporter.value("bliss_datastore_up") == 1

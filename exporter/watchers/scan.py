@@ -15,6 +15,7 @@ from collections import Counter
 
 import gevent
 from gevent.event import Event
+from redis import ResponseError
 
 from ..events import EventSink
 from ..scan import STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_uris, stream_id_time
@@ -120,7 +121,17 @@ class ScanWatcher:
         """Read new state entries (waiting up to block_ms), count them, finish what they imply."""
         self._finish_pending()
         cursors = {r.state_key: r.state_cursor for r in self.active.values()}
-        batches = self.source.read_states(cursors, block_ms)
+        try:
+            batches = self.source.read_states(cursors, block_ms)
+        except ResponseError:
+            # one bad state stream (e.g. not a stream) fails the whole multiplexed read:
+            # drop the scans whose state stream is unreadable, then let the supervisor retry
+            for key in self.source.unreadable_state_streams(list(cursors)):
+                record = self._by_state_key.get(key)
+                if record is not None:
+                    self._forget(record)
+                    self.sink.scan_lost(record, "invalid state stream")
+            raise
         for state_key, entries in batches.items():
             record = self._by_state_key.get(state_key)
             if record is not None:
