@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import socket
 
-from gevent.pywsgi import WSGIServer
+from gevent import pywsgi
+from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import make_wsgi_app
 
 from . import __version__
@@ -21,6 +22,20 @@ class Routes:
         self.status_page = status_page  # callable(telemetry_path) -> html str, or None
 
     def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "HEAD":  # GET's status and headers, no body (gevent would send it)
+            answer = []
+            body = self._route({**environ, "REQUEST_METHOD": "GET"}, lambda *a: answer.append(a[:2]))
+            length = sum(len(chunk) for chunk in body)
+            if hasattr(body, "close"):
+                body.close()
+            status, headers = answer[-1]
+            if not any(name.lower() == "content-length" for name, _ in headers):
+                headers = [*headers, ("Content-Length", str(length))]
+            start_response(status, headers)
+            return []
+        return self._route(environ, start_response)
+
+    def _route(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if path not in ("/", "/healthz", "/readyz", self.telemetry_path):
@@ -58,15 +73,30 @@ def _send(start_response, status, body: bytes, content_type: str, headers=()):
     return [body]
 
 
+class _Handler(WSGIHandler):
+    """Bad client input gets its 400 without gevent printing a traceback (any client could flood the log)."""
+
+    def _handle_client_error(self, ex):
+        return ("400", pywsgi._BAD_REQUEST_RESPONSE)
+
+
 class _Server(WSGIServer):
-    """gevent's WSGI server with TCP_NODELAY: headers and body go out in two writes, and Nagle's
-    algorithm would hold the body for the client's delayed ACK (~40 ms per keep-alive scrape)."""
+    """gevent's WSGI server with TCP_NODELAY and an idle timeout.
+
+    Headers and body go out in two writes: Nagle's algorithm would hold the body for the client's
+    delayed ACK (~40 ms per keep-alive scrape). A connection idle for `IDLE_TIMEOUT` is closed, so
+    half-open connections cannot pile up and exhaust file descriptors.
+    """
+
+    IDLE_TIMEOUT = 60.0
+    handler_class = _Handler
 
     def handle(self, sock, address):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
+        sock.settimeout(self.IDLE_TIMEOUT)
         return super().handle(sock, address)
 
 

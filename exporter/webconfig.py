@@ -18,6 +18,13 @@ TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
 _DUMMY_HASH = b"$2b$10$A3W7EUS.vnlVkxHub9hZpu43urr9VPJ3SvU4ZcKPqytm.2/phdRQK"
 
 
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt (slow on purpose) in gevent's thread pool, so wrong passwords cannot stall the watchers."""
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(bcrypt.checkpw, (password, hashed))
+
+
 class BasicAuth:
     """WSGI middleware checking HTTP basic auth against bcrypt hashes; /healthz stays open for probes."""
 
@@ -35,7 +42,7 @@ class BasicAuth:
                 ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
                 ("WWW-Authenticate", 'Basic realm="bliss-exporter"'),
             ])
-            return [body]
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
         return guarded
 
     def check(self, header: str) -> bool:
@@ -47,12 +54,12 @@ class BasicAuth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
-            bcrypt.checkpw(password.encode(), _DUMMY_HASH)  # no user enumeration by timing
+            _checkpw(password.encode(), _DUMMY_HASH)  # no user enumeration by timing
             return False
         if (user, password) in self._ok_cache:  # bcrypt is slow on purpose: check once per password
             return True
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
+            ok = _checkpw(password.encode(), hashed)
         except ValueError:
             return False
         if ok:
