@@ -210,7 +210,7 @@ def test_active_scan_gauges_follow_the_states(start_exporter, data_store):
     assert exporter.value("bliss_scan_stall_threshold_seconds", session="s1", scan="8_loopscan") == 600
     scan.stop()
     scan.close()
-    exporter.wait_value(0, "bliss_active_scans", session="s1", state="started")
+    exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
     m = exporter.metrics()
     assert not [k for k in m if k[0] == "bliss_scan_last_event_timestamp_seconds"]
     assert {dict(k[1])["state"]: v for k, v in m.items() if k[0] == "bliss_active_scans"} == {
