@@ -2,6 +2,7 @@
 
     /tmp/venv/bin/python benchmarks/bench.py            # full run (10,000 short scans), ~3-5 min
     /tmp/venv/bin/python benchmarks/bench.py --quick    # 1,000 short scans, smaller workload
+    /tmp/venv/bin/python benchmarks/bench.py --soak 30000   # only the memory/resources soak
 
 One run starts a private Redis Stack (127.0.0.1, free port), the exporter as a real process
 (`python -m exporter ...`) and the baseline `benchmarks/seed_watcher.py`, then:
@@ -9,13 +10,15 @@ One run starts a private Redis Stack (127.0.0.1, free port), the exporter as a r
   A. throughput: publisher process(es) write --scans scans through blissdata as fast as they can;
      CPU seconds of publisher, exporter, baseline (and Redis) over exactly that work, the counts of
      each event type of exporter and baseline against the publisher's truth;
-  B. memory: --bulk-scans short scans published quickly (several publisher processes); exporter
-     RSS before and after;
+  B. memory and bounded resources: --bulk-scans short scans published quickly (several publisher
+     processes) in steps of --soak-step; after each step, once every scan ended: exporter RSS, open
+     fds, TCP connections to Redis, series in /metrics, per-scan series (must be 0), exact counts;
   C. /metrics latency: --active-scans scans held open (created, prepared, started) after the bulk
      scans ended; p50/p99 over --latency-requests sequential scrapes, in three client modes:
      keep-alive back to back, keep-alive --spaced-gap apart, a new connection per request;
   D. end visibility (the active scans still open): --delay-scans open scans closed one at a time,
-     then as many short scans (created and closed at once); /metrics scraped every
+     then as many short scans (created and closed at once), each after a random pause of up to
+     --delay-jitter (not phase-locked to the exporter's loop); /metrics scraped every
      --scrape-interval (new connection each time) until bliss_scans_ended_total grows; p50/p99 of
      the time from scan.close() returning to the scrape that shows it.
 
@@ -30,15 +33,17 @@ import http.client
 import json
 import math
 import os
+import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +54,11 @@ from exporter.redis_stack import RedisStackServer, free_port  # noqa: E402
 
 EVENT_TYPES = ("new_node", "prepared_scan", "start_scan", "new_data", "stop_scan", "end_scan")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: the scan watcher remembers up to this many ended scan keys (to ignore duplicates): RSS grows until then
+ENDED_KEYS_CAP = 20000
+#: series that exist once per active scan (labels session, scan): none may survive its scan
+PER_SCAN_METRICS = ("bliss_scan_last_event_timestamp_seconds", "bliss_scan_stall_threshold_seconds",
+                    "bliss_scan_progress_ratio")
 
 
 # -- processes ---------------------------------------------------------------------------------------
@@ -344,6 +354,8 @@ class Bench:
 
     # -- optional profile of the exporter (--profile) ---------------------------------------------
     def profile(self, phase: str, start: bool) -> None:
+        if self.a.py_spy:
+            self.py_spy(phase, start)
         if not self.a.profile:
             return
         if start:
@@ -359,65 +371,123 @@ class Bench:
         written.replace(target)
         self.log(f"exporter profile of phase {phase}: {target}")
 
-    # -- B: memory over many short scans --------------------------------------------------------
+    def py_spy(self, phase: str, start: bool) -> None:
+        """py-spy record --gil (raw collapsed stacks; only samples holding the GIL, i.e. not idle in the gevent hub)."""
+        if start:
+            out = Path(f"{self.a.py_spy}.{phase}.txt")
+            spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+            if spy is None:
+                raise RuntimeError("--py-spy: no py-spy next to the interpreter nor on PATH")
+            self._spy = subprocess.Popen([spy, "record", "--gil", "--pid", str(self.exporter.pid), "--rate", "500",
+                                          "--format", "raw", "--output", str(out)],
+                                         stdout=subprocess.DEVNULL, stderr=open(self.workdir / "py-spy.err", "a"))
+            time.sleep(1.0)  # attached
+            return
+        self._spy.send_signal(signal.SIGINT)  # writes the file and exits
+        self._spy.wait(30)
+        self.log(f"py-spy samples of the exporter, phase {phase}: {self.a.py_spy}.{phase}.txt")
+
+    # -- B: memory and bounded resources over many short scans (soak) ---------------------------
+    def resources(self, session: str) -> dict:
+        """One sample of the exporter's resources, taken while no scan of the session is active."""
+        pid = self.exporter.pid
+        fd_dir = f"/proc/{pid}/fd"
+        links = []
+        for fd in os.listdir(fd_dir):
+            try:
+                links.append(os.readlink(f"{fd_dir}/{fd}"))
+            except OSError:  # closed meanwhile
+                pass
+        inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+        redis_port, http_port = urlsplit(self.url).port, self.scraper.port
+        redis_conns = http_conns = 0
+        for table in ("tcp", "tcp6"):
+            try:
+                rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                f = row.split()
+                if f[9] not in inodes or f[3] != "01":  # ours, ESTABLISHED
+                    continue
+                if int(f[2].rsplit(":", 1)[1], 16) == redis_port:
+                    redis_conns += 1
+                elif int(f[1].rsplit(":", 1)[1], 16) == http_port:
+                    http_conns += 1
+        rss = rss_bytes(pid)
+        status, body = self.scraper.get()  # the benchmark's one keep-alive connection (counted above)
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        text = body.decode()
+        lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples[(s.name, frozenset(s.labels.items()))] = s.value
+        return {
+            "rss": rss, "fds": len(links), "sockets": len(inodes), "redis_conns": redis_conns,
+            "http_conns": http_conns, "series": len(lines),
+            "last_event_series": sum(1 for line in lines if line.startswith("bliss_scan_last_event_timestamp_seconds")),
+            "per_scan_series": sum(1 for line in lines if line.startswith(PER_SCAN_METRICS)),
+            "process_open_fds": samples.get(("process_open_fds", frozenset()), float("nan")),
+            "counts": session_counts(samples, session),
+        }
+
     def phase_memory(self) -> None:
+        """Short scans published in steps of --soak-step; after each step (every scan ended) the
+        exporter's RSS, fds, Redis connections and /metrics series are sampled: they must stay flat."""
         a = self.a
         session = "bench_bulk"
-        time.sleep(1.0)
-        rss_before = rss_bytes(self.exporter.pid)
+        step = a.soak_step or (2500 if a.bulk_scans >= 10000 else max(1, math.ceil(a.bulk_scans / 4)))
+        sizes = [step] * (a.bulk_scans // step) + ([a.bulk_scans % step] if a.bulk_scans % step else [])
         n_pub = max(1, a.bulk_publishers)
-        per_pub = [a.bulk_scans // n_pub + (1 if i < a.bulk_scans % n_pub else 0) for i in range(n_pub)]
-        pubs = [self.child(publisher(f"bulk{i}", "bulk", self.url, self.workdir, session=session, scans=n,
+        pubs = [self.child(publisher(f"bulk{i}", "steps", self.url, self.workdir, session=session,
                                      concurrent=a.bulk_concurrent, streams=a.bulk_streams, events=1, points=1,
                                      first_number=1 + i * 1_000_000))
-                for i, n in enumerate(per_pub) if n]
+                for i in range(n_pub)]
         for p in pubs:
             p.expect("READY")
-        self.log(f"B: {a.bulk_scans} short scans ({a.bulk_streams} stream(s), 1 send each), "
-                 f"{len(pubs)} publishers; exporter RSS before {rss_before / 2**20:.1f} MiB")
-        self.profile("memory", True)
-        series = []  # (scans ended, RSS) every ~2 s, to see the shape of the growth
-        stop_sampling = threading.Event()
-
-        def sample():
-            sampler = Scraper(self.scraper.port, fresh=True)
-            while not stop_sampling.wait(2.0):
-                try:
-                    ended = session_counts(sampler.samples(), session)["ended"]
-                except (OSError, RuntimeError, http.client.HTTPException):
-                    continue
-                series.append((ended, rss_bytes(self.exporter.pid)))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        cpu0 = {p.name: p.cpu() for p in pubs}
-        exp0 = self.exporter.cpu()
-        t0 = time.monotonic()
-        for p in pubs:
-            p.send()
-        sampler.start()
-        truth: dict = {}
-        pub_cpu = 0.0
-        for p in pubs:
-            add_truth(truth, json.loads(p.expect("TRUTH", timeout=a.timeout)))
-            pub_cpu += p.cpu() - cpu0[p.name]
-            p.finish()
-        pub_wall = time.monotonic() - t0
-        exp = self.wait_ended(session, a.bulk_scans, a.timeout)
-        stop_sampling.set()
-        sampler.join()
-        exp_cpu = self.exporter.cpu() - exp0
-        exp_wall = time.monotonic() - t0
-        self.profile("memory", False)
         time.sleep(1.0)
-        rss_after = rss_bytes(self.exporter.pid)
-        self.log(f"B: published in {pub_wall:.1f} s ({a.bulk_scans / pub_wall:.0f} scans/s), all ended in "
-                 f"the exporter after {exp_wall:.1f} s; RSS after {rss_after / 2**20:.1f} MiB")
+        samples = [dict(self.resources(session), ended=0)]
+        self.log(f"B: {a.bulk_scans} short scans ({a.bulk_streams} stream(s), 1 send each) in steps of {step}, "
+                 f"{n_pub} publishers; exporter RSS before {samples[0]['rss'] / 2**20:.1f} MiB")
+        self.profile("memory", True)
+        truth: dict = {}
+        pub_cpu = pub_wall = exp_cpu = exp_wall = 0.0
+        done = 0
+        for size in sizes:
+            share = [size // n_pub + (1 if i < size % n_pub else 0) for i in range(n_pub)]
+            cpu0 = {p.name: p.cpu() for p in pubs}
+            exp0 = self.exporter.cpu()
+            t0 = time.monotonic()
+            for p, n in zip(pubs, share):
+                p.send(str(n))
+            truth = {}
+            for p in pubs:
+                add_truth(truth, json.loads(p.expect("TRUTH", timeout=a.timeout)))  # cumulative
+                pub_cpu += p.cpu() - cpu0[p.name]
+            pub_wall += time.monotonic() - t0
+            done += size
+            self.wait_ended(session, done, a.timeout)
+            exp_cpu += self.exporter.cpu() - exp0
+            exp_wall += time.monotonic() - t0
+            time.sleep(0.5)
+            s = dict(self.resources(session), ended=done)
+            s["exact"] = exact(truth, s["counts"])
+            samples.append(s)
+            self.log(f"B: {done} ended: RSS {s['rss'] / 2**20:.1f} MiB, {s['fds']} fds, "
+                     f"{s['redis_conns']} Redis connections, {s['series']} series, "
+                     f"{s['last_event_series']} last_event series, exact {s['exact']}")
+        self.profile("memory", False)
+        for p in pubs:
+            p.finish()
+        last = samples[-1]["counts"]
         self.results["memory"] = {
-            "scans": a.bulk_scans, "rss_before": rss_before, "rss_after": rss_after, "rss_series": series,
-            "publisher_cpu": pub_cpu, "publisher_wall": pub_wall, "exporter_cpu": exp_cpu,
+            "scans": a.bulk_scans, "step": step, "rss_before": samples[0]["rss"], "rss_after": samples[-1]["rss"],
+            "samples": samples, "publisher_cpu": pub_cpu, "publisher_wall": pub_wall, "exporter_cpu": exp_cpu,
             "exporter_wall": exp_wall,
             "truth": {"events": dict(truth["events"]), "points": truth["points"], "scans": truth["scans"]},
-            "exporter": {"events": dict(exp["events"]), "points": exp["points"], "ended": exp["ended"]},
+            "exporter": {"events": dict(last["events"]), "points": last["points"], "ended": last["ended"]},
         }
 
     # -- C and D: latency with active scans, end visibility ---------------------------------------
@@ -431,6 +501,7 @@ class Bench:
                  and c["events"]["new_data"] == a.active_scans * a.active_streams,
                  a.timeout, 0.2, f"{a.active_scans} active scans in the exporter")
         time.sleep(1.0)
+        active_sample = self.resources(held_session)  # the per-scan series exist while their scans do
         self.log(f"C: {a.active_scans} scans open ({a.active_streams} streams each); "
                  f"{a.latency_requests} GET /metrics per client mode")
         self.profile("latency", True)
@@ -455,7 +526,9 @@ class Bench:
                            "body_bytes": size}
         self.profile("latency", False)
         self.results["latency"] = {"requests": a.latency_requests, "active_scans": a.active_scans,
-                                   "modes": modes, "rss": rss_bytes(self.exporter.pid)}
+                                   "modes": modes, "rss": rss_bytes(self.exporter.pid),
+                                   "per_scan_series": active_sample["per_scan_series"],
+                                   "series": active_sample["series"]}
 
         delay = self.child(publisher("delay", "delay", self.url, self.workdir, session=delay_session,
                                      scans=a.delay_scans, streams=2, events=5, points=1))
@@ -479,9 +552,14 @@ class Bench:
             return total
 
         delays = {"close": [], "short": []}
+        # a random pause before each close: sent right after the previous end showed, the next scan
+        # would always meet the scan watcher at the same point of its loop (phase-locked), which
+        # measures that point instead of the delay a scan closing at any moment gets
+        rng = random.Random(a.seed)
         for kind in ("close", "short"):
             for _ in range(a.delay_scans):
                 before = ended()
+                time.sleep(rng.uniform(0, a.delay_jitter))
                 delay.send(kind)
                 deadline = time.monotonic() + 30
                 while True:
@@ -574,25 +652,48 @@ def report(r: dict, args) -> bool:
     mem = r.get("memory")
     if mem:
         growth = (mem["rss_after"] - mem["rss_before"]) / 2**20
-        out(f"B. Memory: {mem['scans']} short scans published in {mem['publisher_wall']:.1f} s "
-            f"({mem['scans'] / mem['publisher_wall']:.0f} scans/s, publishers {mem['publisher_cpu']:.1f} s CPU); "
-            f"exporter {mem['exporter_cpu']:.2f} s CPU, counts exact: {exact(mem['truth'], mem['exporter'])}")
-        out(f"   exporter RSS before {mem['rss_before'] / 2**20:.1f} MiB, after {mem['rss_after'] / 2**20:.1f} MiB, "
-            f"growth {growth:+.2f} MiB")
-        steps = []
-        for frac in (0.25, 0.5, 0.75):
-            point = next(((n, rss) for n, rss in mem.get("rss_series", []) if n >= frac * mem["scans"]), None)
-            if point:
-                steps.append(f"{point[0]} ended: {(point[1] - mem['rss_before']) / 2**20:+.2f}")
-        if steps:
-            out(f"   RSS growth along the way (MiB): {'; '.join(steps)}; {mem['scans']} ended: {growth:+.2f}")
-        verdicts.append((f"RSS growth <= 5 MB over {mem['scans']} scans", growth * 2**20 <= 5e6, f"{growth:+.2f} MiB"))
+        out(f"B. Memory and bounded resources: {mem['scans']} short scans in steps of {mem['step']} "
+            f"({mem['scans'] / mem['publisher_wall']:.0f} scans/s while publishing, publishers "
+            f"{mem['publisher_cpu']:.1f} s CPU); exporter {mem['exporter_cpu']:.2f} s CPU "
+            f"({mem['exporter_cpu'] / mem['scans'] * 1000:.2f} ms/scan), counts exact: "
+            f"{exact(mem['truth'], mem['exporter'])}")
+        out("   sampled after each step, every scan ended (no scan of the session active):")
         out("")
+        out("| scans ended | RSS MiB | growth MiB | open fds | process_open_fds | TCP to Redis | HTTP conns "
+            "| series in /metrics | per-scan series | counts exact |")
+        out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        smp = mem["samples"]
+        for s in smp:
+            out(f"| {s['ended']} | {s['rss'] / 2**20:.2f} | {(s['rss'] - smp[0]['rss']) / 2**20:+.2f} | {s['fds']} | "
+                f"{s['process_open_fds']:.0f} | {s['redis_conns']} | {s['http_conns']} | {s['series']} | "
+                f"{s['per_scan_series']} | {s.get('exact', '')} |")
+        out("")
+        # the target is for 10,000 scans: a longer soak is judged at 10,000, and by its plateau
+        at = next((s for s in smp if s["ended"] >= 10000), smp[-1])
+        g10 = (at["rss"] - smp[0]["rss"]) / 2**20
+        verdicts.append((f"RSS growth <= 5 MB over {at['ended']} scans", g10 * 2**20 <= 5e6, f"{g10:+.2f} MiB"))
+        plateau = [s for s in smp if s["ended"] >= ENDED_KEYS_CAP + mem["step"]]
+        if len(plateau) >= 2:
+            g = (plateau[-1]["rss"] - plateau[0]["rss"]) / 2**20
+            verdicts.append((f"RSS flat past the {ENDED_KEYS_CAP}-key cap (<= 0.5 MiB from {plateau[0]['ended']} "
+                             f"to {plateau[-1]['ended']} scans)", g <= 0.5, f"{g:+.2f} MiB"))
+        later = smp[1:]
+        if later:
+            flat = lambda k: max(s[k] for s in later) - later[0][k]  # noqa: E731
+            verdicts.append(("no per-scan series left once every scan ended",
+                             all(s["per_scan_series"] == 0 for s in later),
+                             f"max {max(s['per_scan_series'] for s in later)} (last_event series: "
+                             f"max {max(s['last_event_series'] for s in later)})"))
+            verdicts.append((f"fds, Redis connections, series flat after the first {mem['step']} scans",
+                             flat("fds") <= 2 and flat("redis_conns") <= 1 and flat("series") == 0,
+                             f"growth: fds {flat('fds'):+d}, Redis connections {flat('redis_conns'):+d}, "
+                             f"series {flat('series'):+d}"))
     lat = r.get("latency")
     if lat:
         after = f" after {r['memory']['scans']} bulk scans ended" if r.get("memory") else ""
         out(f"C. /metrics latency, {lat['active_scans']} active scans{after}, "
-            f"{lat['requests']} requests per client mode (exporter RSS {lat['rss'] / 2**20:.1f} MiB):")
+            f"{lat['requests']} requests per client mode (exporter RSS {lat['rss'] / 2**20:.1f} MiB; "
+            f"{lat.get('series', 0)} series, {lat.get('per_scan_series', 0)} of them per-scan):")
         out("")
         out("| client mode | body bytes | p50 ms | p99 ms | max ms | exporter CPU ms/scrape |")
         out("|---|---:|---:|---:|---:|---:|")
@@ -607,7 +708,8 @@ def report(r: dict, args) -> bool:
                          f"{worst[1]['p99'] * 1000:.1f} ms ({names[worst[0]]})"))
     dl = r.get("delay")
     if dl:
-        out(f"D. Scan close -> end visible in /metrics (scraped every {args.scrape_interval * 1000:.0f} ms):")
+        out(f"D. Scan close -> end visible in /metrics (scraped every {args.scrape_interval * 1000:.0f} ms; "
+            f"each close after a random pause of 0-{args.delay_jitter * 1000:.0f} ms):")
         out("")
         out("| scans | n | p50 ms | p99 ms | max ms |")
         out("|---|---:|---:|---:|---:|")
@@ -646,8 +748,12 @@ def parse_args(argv=None):
     g.add_argument("--no-baseline", action="store_true", help="do not run the seed watcher port")
     g.add_argument("--baseline-read-timeout", type=float, default=0.5,
                    help="seconds the baseline's cursor reads wait (default 0.5, the exporter's poll interval)")
-    g = p.add_argument_group("B. memory")
+    g = p.add_argument_group("B. memory and bounded resources (soak)")
     g.add_argument("--bulk-scans", type=int, default=None, help="short scans (default 10000, 1000 with --quick)")
+    g.add_argument("--soak-step", type=int, default=None,
+                   help="scans between two resource samples (default 2500; a quarter of --bulk-scans below 10000)")
+    g.add_argument("--soak", type=int, metavar="N",
+                   help="only phase B, with N short scans (same as --bulk-scans N --skip throughput --skip latency)")
     g.add_argument("--bulk-publishers", type=int, default=2, help="publisher processes (default 2)")
     g.add_argument("--bulk-concurrent", type=int, default=4, help="scans open at once per publisher (default 4)")
     g.add_argument("--bulk-streams", type=int, default=1, help="streams per short scan (default 1)")
@@ -657,6 +763,10 @@ def parse_args(argv=None):
     g.add_argument("--latency-requests", type=int, default=200, help="scrapes timed (default 200)")
     g.add_argument("--delay-scans", type=int, default=50, help="scans whose end visibility is timed (default 50)")
     g.add_argument("--scrape-interval", type=float, default=0.02, help="seconds between scrapes (default 0.02)")
+    g.add_argument("--delay-jitter", type=float, default=0.6,
+                   help="D: random pause (uniform, 0 to this many seconds) before each timed close (default 0.6: "
+                   "more than the exporter's poll interval + read gap)")
+    g.add_argument("--seed", type=int, default=1, help="seed of the D pauses (default 1)")
     g.add_argument("--spaced-gap", type=float, default=0.1,
                    help="seconds between two requests of the 'spaced' latency mode (default 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller run: 1000 bulk scans, 20 throughput scans "
@@ -672,9 +782,16 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="FILE",
                    help="run the exporter under cProfile (CPU time): one profile per phase, FILE.<phase>.prof "
                    "(pstats); the exporter's CPU figures then include the profiler's overhead")
+    p.add_argument("--py-spy", metavar="PREFIX",
+                   help="attach `py-spy record --gil` to the exporter during each phase: PREFIX.<phase>.txt (raw "
+                   "collapsed stacks; summarise with benchmarks/spy_summary.py); py-spy "
+                   "pauses the exporter at each sample, so its CPU figures are a little higher")
     p.add_argument("--skip", action="append", default=[], choices=("throughput", "memory", "latency"),
                    help="skip a phase (repeatable)")
     a = p.parse_args(argv)
+    if a.soak is not None:
+        a.bulk_scans = a.soak
+        a.skip = sorted(set(a.skip) | {"throughput", "latency"})
     if a.bulk_scans is None:
         a.bulk_scans = 1000 if a.quick else 10000
     if a.scans is None:

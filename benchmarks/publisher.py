@@ -7,6 +7,8 @@ time at the same instants):
             float64 streams, --events send() per stream, --points points per send), print the truth
             (JSON), wait for stdin to close.
   bulk      the same, for many short scans (1 send per stream) - the 10,000-scan memory test.
+  steps     READY; then per line holding a number N: publish N more short scans and print the
+            truth so far (JSON); any other line ends it - the memory/soak test, sampled between steps.
   hold      open --scans scans (CREATED, PREPARED, STARTED, one send per stream), READY, keep them
             open until a line arrives, then close them and print the truth.
   delay     open --scans scans, READY; then per line: "close" closes the next open one, "short"
@@ -113,7 +115,7 @@ def truth_json(truth: Truth, **extra) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("workload", "bulk", "hold", "delay"))
+    p.add_argument("mode", choices=("workload", "bulk", "steps", "hold", "delay"))
     p.add_argument("--redis-url", required=True)
     p.add_argument("--session", default="bench")
     p.add_argument("--scans", type=int, default=10)
@@ -137,6 +139,16 @@ def main(argv=None) -> int:
         pool.join(raise_error=True)
         say("TRUTH", truth_json(truth, wall=time.time() - t0, self_cpu=time.process_time() - c0))
         wait_line()  # bench.py reads our CPU time, then closes stdin
+        return 0
+
+    if a.mode == "steps":
+        say("READY")
+        while (line := wait_line().strip()).isdigit():
+            pool = Pool(max(1, a.concurrent))
+            for _ in range(int(line)):
+                pool.spawn(pub.publish, truth)
+            pool.join(raise_error=True)
+            say("TRUTH", truth_json(truth))
         return 0
 
     if a.mode == "hold":
