@@ -138,9 +138,14 @@ class Exporter:
         """Find the data store, then run the watchers and the health check under supervision."""
         url = self.config.redis_url or self._resolve_beacon_forever()
         self.datastore = redact_url(url)
-        self.source = DataStoreSource(url)
-        self.scan_watcher = ScanWatcher(self.source, self.sink, poll_interval=self.config.poll_interval)
-        session_watcher = SessionWatcher(self.source, self.scan_watcher, self.sink, self.sessions)
+        self.source = DataStoreSource(url)  # health checks
+        # each watcher greenlet reads on a connection of its own
+        self.scan_watcher = ScanWatcher(
+            DataStoreSource(url, single_connection=True), self.sink, poll_interval=self.config.poll_interval
+        )
+        session_watcher = SessionWatcher(
+            DataStoreSource(url, single_connection=True), self.scan_watcher, self.sink, self.sessions
+        )
         self._wait_until_usable()
         self._greenlets += [
             gevent.spawn(self._supervise, "session_watcher", session_watcher.run),

@@ -97,12 +97,14 @@ def _stream_kind(info: dict | None, encoding: dict | None) -> str:
 class DataStoreSource:
     """Reads a blissdata data store; one instance is shared by the watchers (redis-py pools connections)."""
 
-    def __init__(self, url: str, socket_timeout: float = 10.0):
+    def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False):
+        """`single_connection`: for one greenlet's sequential reads (saves the pool's checkout per call)."""
         self.url = normalize_redis_url(url)
         self.redis = redis.Redis.from_url(
-            self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0
+            self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
+            single_connection_client=single_connection,
         )
-        self._json = self.redis.json()
+        self._json = self.redis.json()  # also registers the JSON reply parsers used by pipelines
 
     # -- health -----------------------------------------------------------------------------
     def check(self) -> None:
@@ -172,7 +174,7 @@ class DataStoreSource:
             raise ScanInvalid(f"not a scan key: {key!r}")
         pipe = self.redis.pipeline(transaction=False)  # one round trip: expiry and document
         pipe.ttl(key)
-        pipe.json().get(key)
+        pipe.execute_command("JSON.GET", key)
         ttl, doc = pipe.execute(raise_on_error=False)
         if isinstance(ttl, Exception) or (isinstance(doc, Exception) and not isinstance(doc, redis.ResponseError)):
             raise ttl if isinstance(ttl, Exception) else doc
@@ -203,7 +205,7 @@ class DataStoreSource:
         keys = list(streams)
         for stream_key in keys:
             pipe.xinfo_stream(stream_key)
-        pipe.json().get(key, "$.info.end_reason")
+        pipe.execute_command("JSON.GET", key, "$.info.end_reason")
         replies = pipe.execute(raise_on_error=False)
         stats = self._parse_stats(keys, streams, replies[:-1])
         reason = replies[-1]

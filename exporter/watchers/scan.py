@@ -60,7 +60,7 @@ class ScanWatcher:
         sink: EventSink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
-        min_read_interval: float = 0.05,
+        min_read_interval: float = 0.2,
         clock=time.time,
     ):
         self.source = source
@@ -72,7 +72,7 @@ class ScanWatcher:
         self.active: dict[str, ScanRecord] = {}
         self._by_state_key: dict[str, ScanRecord] = {}
         self._ended = collections.OrderedDict()  # recently ended keys, to ignore duplicates
-        self._ended_limit = 20000
+        self._ended_limit = 10000  # far more than the history holds (~2048): enough to drop duplicates
         self._wakeup = Event()
         self._last_liveness = 0.0
 
