@@ -8,7 +8,6 @@ every second (and at exit). Divide by the scans of a run to get round trips per 
     ROUND_TRIPS_FILE=/tmp/rt.json python benchmarks/bench.py --skip memory --skip latency \\
         --no-baseline --scans 200 --exporter-command "python benchmarks/experiments/count_round_trips.py"
 
-With NEXT set (see next_changes_exporter.py), that variant of the exporter is counted instead.
 The instrumentation costs CPU: do not read the exporter's CPU figures of such a run.
 """
 
@@ -66,8 +65,6 @@ def writer() -> None:
 
 redis.connection.AbstractConnection.send_packed_command = send_packed_command
 atexit.register(dump)
-if os.environ.get("NEXT"):  # count the round trips of next_changes_exporter.py's variant instead
-    import next_changes_exporter  # noqa: E402, F401  (this directory is on sys.path)
 
 if __name__ == "__main__":
     from exporter.cli import main
