@@ -159,11 +159,6 @@ class DataStoreSource:
         return keys
 
     # -- one scan -----------------------------------------------------------------------------
-    def is_deleted(self, key: str) -> bool:
-        """blissdata's rule: a scan whose key expires within 10 s is deleted."""
-        ttl = self.redis.ttl(key)
-        return ttl == -2 or 0 <= ttl <= 10
-
     def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
         """Read and check a scan's JSON document; raise ScanGone or ScanInvalid.
 
@@ -178,7 +173,7 @@ class DataStoreSource:
         ttl, doc = pipe.execute(raise_on_error=False)
         if isinstance(ttl, Exception) or (isinstance(doc, Exception) and not isinstance(doc, redis.ResponseError)):
             raise ttl if isinstance(ttl, Exception) else doc
-        if ttl == -2 or (not deleted_ok and 0 <= ttl <= 10):
+        if ttl == -2 or (not deleted_ok and _deleted(ttl)):
             raise ScanGone(key)
         if isinstance(doc, redis.ResponseError):
             raise ScanInvalid(f"{key}: {doc}")
@@ -237,7 +232,7 @@ class DataStoreSource:
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
             pipe.ttl(key)
-        return {key: not (ttl == -2 or 0 <= ttl <= 10) for key, ttl in zip(keys, pipe.execute())}
+        return {key: not _deleted(ttl) for key, ttl in zip(keys, pipe.execute())}
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
@@ -294,6 +289,11 @@ class DataStoreSource:
             for key, entries in zip(lima_sealed, pipe.execute()):
                 out[key].points = _lima_points(entries[0][1]) if entries else 0
         return out
+
+
+def _deleted(ttl: int) -> bool:
+    """blissdata's rule: a scan key gone, or expiring within 10 s (delete_scan's TTL), is deleted."""
+    return ttl == -2 or 0 <= ttl <= 10
 
 
 def _stats_from_xinfo(reply: dict, kind: str) -> StreamStats:
