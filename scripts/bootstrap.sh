@@ -35,8 +35,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-stamp=".venv/.bootstrap-$(cat pyproject.toml | sha1sum | cut -c1-12)-$want_test"
-if [ ! -f "$stamp" ]; then
+hash=$(sha1sum < pyproject.toml | cut -c1-12)
+stamp=".venv/.bootstrap-$hash-$want_test"
+# an install with the test extras also serves the demo
+if [ ! -f "$stamp" ] && [ ! -f ".venv/.bootstrap-$hash-1" ]; then
   echo "bootstrap: installing Python packages into .venv (log: .venv/pip.log)"
   extra=""
   [ "$want_test" = 1 ] && extra="[test]"
