@@ -108,6 +108,7 @@ class ScanRecord:
     streams: dict[str, StreamCursor] = field(default_factory=dict)
     streams_known: bool = False
     counts: Counter = field(default_factory=Counter)
+    pending_end: int = 0  # CLOSED entries read, counted as end_scan when the scan's end is emitted
 
     @property
     def label(self) -> str:

@@ -80,7 +80,7 @@ class ExporterProcess:
         return self.metrics().get((name, frozenset(labels.items())))
 
     def wait_value(self, expected: float, name: str, timeout: float = 20.0, **labels) -> None:
-        """Wait until the sample equals expected, then check it stays there (no over-count)."""
+        """Wait until the sample equals expected (over-counts are caught by waiting on a later barrier scan)."""
         wait_until(lambda: self.value(name, **labels) == expected, timeout,
                    what=f"{name}{labels} == {expected} (now {self.value(name, **labels)})")
 

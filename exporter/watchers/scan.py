@@ -167,7 +167,10 @@ class ScanWatcher:
             elif state is State.CLOSED:
                 record.closed_at = when
             event = STATE_EVENTS.get(state)
-            if event is not None:
+            if state is State.CLOSED:
+                # counted by _close, together with the scan's end: a scrape never sees one without the other
+                record.pending_end += 1
+            elif event is not None:
                 events[event] += 1
         if events:
             self._count(record, events, 0)
@@ -228,6 +231,8 @@ class ScanWatcher:
             reason = "DELETION"  # only a deletion makes a closed scan's document disappear
         record.end_reason = reason or "UNKNOWN"
         self._forget(record)
+        self._count(record, Counter({EventType.END_SCAN: record.pending_end}), 0)
+        record.pending_end = 0
         self.sink.scan_ended(record)
 
     def check_liveness(self) -> None:
