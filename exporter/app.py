@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import gevent
-import redis
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
@@ -16,13 +14,11 @@ from .http import Routes, make_server
 from .logs import LogSink
 from .metrics import DEFAULT_DURATION_BUCKETS, ExporterMetrics
 from .status import RecentScans, StatusPage
-from .source import CONNECTION_ERRORS, DataStoreError, DataStoreSource, redact_url
+from .source import BeaconError, DataStoreSource, describe_error, is_unavailable, normalize_redis_url, redact_url
 from .watchers import ScanWatcher, SessionWatcher
 from .watchers.session import SessionFilter
 
 log = structlog.get_logger("bliss_exporter")
-
-
 
 
 @dataclass
@@ -57,33 +53,64 @@ def resolve_beacon(beacon_host: str, timeout: float = 5.0) -> str:
 
 
 class Health:
-    """Data store reachability: drives bliss_datastore_up and /readyz; logs each transition once."""
+    """Whether the exporter can do its job: drives bliss_datastore_up and /readyz; logs transitions once.
+
+    Ready when the data store passed its self-test and no part of the exporter keeps failing
+    (two failures in a row without a healthy run in between).
+    """
+
+    FAILURES_BEFORE_UNREADY = 2
 
     def __init__(self, metrics: ExporterMetrics):
         self.metrics = metrics
-        self.ready = False
-        self.reason = "starting"
+        self.datastore_ok = False
+        self.datastore_reason = "starting"
         self._reported: bool | None = None
+        self._failures: dict[str, tuple[int, str]] = {}  # part -> (failures in a row, last error)
         metrics.datastore_up.set(0)
 
+    @property
+    def ready(self) -> bool:
+        return self.datastore_ok and not self._failing()
+
+    @property
+    def reason(self) -> str:
+        if not self.datastore_ok:
+            return self.datastore_reason
+        failing = self._failing()
+        return "; ".join(f"{part} keeps failing: {error}" for part, error in failing.items())
+
+    def _failing(self) -> dict[str, str]:
+        return {part: error for part, (n, error) in self._failures.items() if n >= self.FAILURES_BEFORE_UNREADY}
+
     def up(self, where: str) -> None:
-        self.ready, self.reason = True, ""
+        self.datastore_ok, self.datastore_reason = True, ""
         self.metrics.datastore_up.set(1)
         if self._reported is not True:
             log.info("datastore_up", datastore=where)
         self._reported = True
 
     def down(self, where: str, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        self.ready, self.reason = False, reason
+        reason = error if isinstance(error, str) else describe_error(error)
+        self.datastore_ok, self.datastore_reason = False, reason
         self.metrics.datastore_up.set(0)
         if self._reported is not False:
             log.warning("datastore_down", datastore=where, error=reason)
         self._reported = False
 
+    def part_failed(self, part: str, error: str) -> None:
+        n, _ = self._failures.get(part, (0, ""))
+        self._failures[part] = (n + 1, error)
+
+    def part_ok(self, part: str) -> None:
+        self._failures.pop(part, None)
+
 
 class Exporter:
     """One exporter instance: its own registry, watchers and HTTP server."""
+
+    #: a watcher that ran this long after a restart is healthy again
+    HEALTHY_AFTER = 5.0
 
     def __init__(self, config: Config, registry: CollectorRegistry | None = None):
         self.config = config
@@ -107,6 +134,7 @@ class Exporter:
                              status_page=StatusPage(self, self.recent))
         self.server = None
         self._greenlets: list[gevent.Greenlet] = []
+        self._resolved_url: str | None = None
         self.datastore = redact_url(config.redis_url) if config.redis_url else f"beacon://{config.beacon_host}"
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -135,44 +163,50 @@ class Exporter:
         log.info("exporter_stop", active_scans=active)
 
     def _main(self) -> None:
-        """Find the data store, then run the watchers and the health check under supervision."""
-        url = self.config.redis_url or self._resolve_beacon_forever()
-        self.datastore = redact_url(url)
-        self.source = DataStoreSource(url)  # health checks
-        # each watcher greenlet reads on a connection of its own
-        self.scan_watcher = ScanWatcher(
-            DataStoreSource(url, single_connection=True), self.sink, poll_interval=self.config.poll_interval
-        )
-        session_watcher = SessionWatcher(
-            DataStoreSource(url, single_connection=True), self.scan_watcher, self.sink, self.sessions
-        )
-        self._wait_until_usable()
+        """Connect (supervised like the watchers), then run the watchers and the health check."""
+        session_watcher = self._supervise("startup", self._connect, once=True)
         self._greenlets += [
             gevent.spawn(self._supervise, "session_watcher", session_watcher.run),
             gevent.spawn(self._supervise, "scan_watcher", self.scan_watcher.run),
             gevent.spawn(self._supervise, "health", self._health_loop),
         ]
 
-    def _resolve_beacon_forever(self) -> str:
-        backoff = Backoff()
-        where = f"beacon://{self.config.beacon_host}"
-        while True:
-            try:
-                url = resolve_beacon(self.config.beacon_host)
-                log.info("beacon_resolved", beacon_host=self.config.beacon_host, datastore=redact_url(url))
-                return url
-            except (OSError, RuntimeError, ValueError) as exc:
-                self.health.down(where, f"Beacon: {type(exc).__name__}: {exc}")
-                gevent.sleep(backoff.next())
+    def _connect(self) -> SessionWatcher:
+        """Every step from configuration to watchers ready: Beacon, URL, connections, self-test."""
+        url = self.config.redis_url or self._resolve_beacon()
+        url = normalize_redis_url(url)
+        self.datastore = redact_url(url)
+        source = DataStoreSource(url)  # health checks
+        source.check()
+        # each watcher greenlet reads on a connection of its own (connected here, under supervision)
+        scan_watcher = ScanWatcher(
+            DataStoreSource(url, single_connection=True), self.sink, poll_interval=self.config.poll_interval
+        )
+        session_watcher = SessionWatcher(
+            DataStoreSource(url, single_connection=True), scan_watcher, self.sink, self.sessions
+        )
+        self.source, self.scan_watcher = source, scan_watcher
+        self.health.up(self.datastore)
+        return session_watcher
+
+    def _resolve_beacon(self) -> str:
+        try:
+            url = resolve_beacon(self.config.beacon_host)
+        except Exception as exc:
+            raise BeaconError(f"Beacon {self.config.beacon_host}: {describe_error(exc)}") from exc
+        if url != self._resolved_url:
+            log.info("beacon_resolved", beacon_host=self.config.beacon_host, datastore=redact_url(url))
+            self._resolved_url = url
+        return url
 
     def _check(self) -> bool:
+        """Self-test of the data store; any failure marks it down with its reason."""
         try:
             self.source.check()
-        except CONNECTION_ERRORS as exc:
+        except gevent.GreenletExit:
+            raise
+        except Exception as exc:
             self.health.down(self.datastore, exc)
-            return False
-        except DataStoreError as exc:
-            self.health.down(self.datastore, str(exc))
             return False
         self.health.up(self.datastore)
         return True
@@ -187,30 +221,50 @@ class Exporter:
             gevent.sleep(self.config.health_interval)
             self._check()
 
-    def _supervise(self, name: str, run) -> None:
-        """Run a watcher forever: a failure is logged, counted, and the watcher restarted with backoff."""
+    def _supervise(self, name: str, run, once: bool = False):
+        """Run a part forever (or until it returns, if `once`): a failure is logged, counted, retried.
+
+        Errors meaning the data store cannot serve us mark it down (logged once per outage);
+        anything else is a `watcher_error` line. A part that fails twice in a row without a
+        healthy run of HEALTHY_AFTER seconds makes /readyz fail with its last error.
+        """
         backoff = Backoff()
         while True:
-            started = time.monotonic()
+            healthy = None if once else gevent.spawn_later(self.HEALTHY_AFTER, self._healthy, name, backoff)
             try:
-                run()
+                result = run()
+                if once:
+                    self.health.part_ok(name)
+                    return result
+                raise RuntimeError("returned, but a watcher runs forever")
             except gevent.GreenletExit:
                 raise
-            except CONNECTION_ERRORS as exc:
-                self.metrics.watcher_errors.labels(name).inc()
-                self.health.down(self.datastore, exc)
-                log.debug("watcher_retry", watcher=name, error=f"{type(exc).__name__}: {exc}")
-            except redis.ResponseError as exc:  # an unexpected reply from the data store
-                self.metrics.watcher_errors.labels(name).inc()
-                log.error("watcher_error", watcher=name, error=f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # a bug: never let the greenlet die silently; keep the traceback
-                self.metrics.watcher_errors.labels(name).inc()
-                log.error("watcher_error", watcher=name, error=f"{type(exc).__name__}: {exc}", exc_info=True)
-            if time.monotonic() - started > 30:
-                backoff.reset()
+            except (Exception, gevent.Timeout) as exc:  # never let the supervisor die
+                self._failed(name, exc)
+            finally:
+                if healthy is not None:
+                    healthy.kill(block=False)
             gevent.sleep(backoff.next())
-            if name != "health":
+            if name not in ("health", "startup"):
                 self._wait_until_usable()
+
+    def _healthy(self, name: str, backoff: "Backoff") -> None:
+        self.health.part_ok(name)
+        backoff.reset()
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        """Log (one line, traceback only at debug level), count and report a part's failure."""
+        error = describe_error(exc)
+        self.metrics.watcher_errors.labels(name).inc()
+        self.health.part_failed(name, error)
+        expected = is_unavailable(exc) or (name == "startup" and isinstance(exc, (BeaconError, ValueError)))
+        if name == "startup" or is_unavailable(exc):
+            self.health.down(self.datastore, error)
+        if expected:
+            log.debug("watcher_retry", watcher=name, error=error)
+        else:
+            log.error("watcher_error", watcher=name, error=error)
+        log.debug("watcher_traceback", watcher=name, exc_info=exc)
 
 
 class Backoff:

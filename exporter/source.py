@@ -22,9 +22,71 @@ SCAN_PREFIX = "esrf:scan:"
 #: Errors meaning "the data store is not reachable right now".
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
+#: Error replies meaning "the data store cannot serve us now" (busy, loading, replica without master,
+#: missing permission or authentication): the store is down for us, with that reason, until it passes.
+UNAVAILABLE_CODES = frozenset(
+    {"BUSY", "MASTERDOWN", "LOADING", "NOPERM", "WRONGPASS", "NOAUTH", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"}
+)
 
-class DataStoreError(RuntimeError):
+#: Read-only commands the exporter uses, each with a harmless probe run by the start-up self-test.
+#: README's ACL line grants exactly these (tests/test_security.py checks it).
+READ_COMMANDS = {
+    "get": ("GET", PROTOCOL_KEY),
+    "xinfo|stream": ("XINFO", "STREAM", HISTORY_STREAM),
+    "xread": ("XREAD", "COUNT", "1", "STREAMS", HISTORY_STREAM, "$"),
+    "xrange": ("XRANGE", HISTORY_STREAM, "+", "+"),
+    "xrevrange": ("XREVRANGE", HISTORY_STREAM, "-", "-"),
+    "ttl": ("TTL", PROTOCOL_KEY),
+    "type": ("TYPE", PROTOCOL_KEY),
+    "exists": ("EXISTS", PROTOCOL_KEY),
+    "scan": ("SCAN", "0", "MATCH", SCAN_PREFIX + "\\*", "COUNT", "1", "TYPE", "ReJSON-RL"),
+    "json.get": ("JSON.GET", SCAN_PREFIX + "bliss-exporter-self-test"),
+}
+
+
+class ReasonError(RuntimeError):
+    """An error whose message is the whole reason, as logged and shown by /readyz."""
+
+
+class BeaconError(ReasonError):
+    """Beacon could not tell the data Redis URL."""
+
+
+class DataStoreError(ReasonError):
     """The data store answered, but is not a usable blissdata data store."""
+
+
+class DataStoreUnavailable(ReasonError):
+    """The data store answered with an error reply that means it cannot serve us now (see UNAVAILABLE_CODES)."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The Redis error code of an error reply (`NOPERM`, `BUSY`...), None for other errors."""
+    if not isinstance(exc, redis.RedisError):
+        return None
+    code = getattr(exc, "status_code", None)
+    if code:
+        return code
+    word = str(exc).split(" ", 1)[0]
+    return word if word.isupper() else None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an error: the Redis error code and message, else the exception type and message."""
+    code = error_code(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ReasonError):
+        return text
+    if code:
+        return text if text.startswith(code) else f"{code} {text}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the data store cannot serve us now (down, with this error as the reason)."""
+    if isinstance(exc, (DataStoreError, DataStoreUnavailable, *CONNECTION_ERRORS)):
+        return True
+    return error_code(exc) in UNAVAILABLE_CODES
 
 
 class ScanGone(Exception):
@@ -36,31 +98,54 @@ class ScanInvalid(Exception):
 
 
 def normalize_redis_url(url: str) -> str:
-    """Check a Redis URL and force RESP2 (blissdata 2.4 breaks on RESP3); raise ValueError if unusable."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"invalid Redis URL {url!r}: scheme must be redis://, rediss:// or unix://")
-    if parts.scheme != "unix":
-        if not parts.hostname:
-            raise ValueError(f"invalid Redis URL {url!r}: no host")
-        try:
-            parts.port
-        except ValueError:
-            raise ValueError(f"invalid Redis URL {url!r}: bad port") from None
-    elif not parts.path:
-        raise ValueError(f"invalid Redis URL {url!r}: no socket path")
-    query = dict(parse_qsl(parts.query))
+    """Check a Redis URL and force RESP2 (blissdata 2.4 breaks on RESP3); raise ValueError if unusable.
+
+    `unix:///path/redis.sock` (what Beacon answers to a client on its own host) keeps its `//`:
+    urlunsplit would drop it with the empty host, and redis-py rejects `unix:/path`.
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("scheme must be redis://, rediss:// or unix://")
+        if parts.scheme != "unix":
+            if not parts.hostname:
+                raise ValueError("no host")
+            try:
+                parts.port
+            except ValueError:
+                raise ValueError("bad port") from None
+        elif not parts.path or parts.path == "/":
+            raise ValueError("no socket path")
+        query = dict(parse_qsl(parts.query))
+        db = parts.path.strip("/") if parts.scheme != "unix" else query.get("db", "0")
+        if db and not db.isdigit():
+            raise ValueError(f"bad database number {db!r}")
+    except ValueError as exc:
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
     query.setdefault("protocol", "2")
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return _unsplit(parts._replace(query=urlencode(query)))
+
+
+def _unsplit(parts) -> str:
+    """urlunsplit that keeps `scheme://` even without a host (unix sockets)."""
+    text = urlunsplit(parts)
+    if parts.scheme == "unix" and not parts.netloc:
+        text = "unix://" + text[len("unix:"):]
+    return text
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    """The URL without its password (its query only keeps `db`), for logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if password:
+        netloc = parts.netloc.replace(f":{password}@", ":***@")
         parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts._replace(query=""))
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k == "db"]  # never a password, nor protocol noise
+    return _unsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass
@@ -108,8 +193,34 @@ class DataStoreSource:
 
     # -- health -----------------------------------------------------------------------------
     def check(self) -> None:
-        """Raise a CONNECTION_ERRORS error or DataStoreError unless this is a usable blissdata store."""
-        version = self.redis.get(PROTOCOL_KEY)
+        """Raise unless this is a usable blissdata store that lets us run every command we use.
+
+        One round trip: the protocol key, then a probe of each read command (READ_COMMANDS); a
+        denied command names itself (DataStoreUnavailable), so does a key of the wrong type.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.execute_command("FT._LIST")
+        for probe in READ_COMMANDS.values():
+            pipe.execute_command(*probe)
+        replies = pipe.execute(raise_on_error=False)
+        for command, reply in zip(["ft._list", *READ_COMMANDS], replies):
+            if not isinstance(reply, Exception):
+                continue
+            if isinstance(reply, CONNECTION_ERRORS):
+                raise reply
+            text = str(reply).lower()
+            if command == "ft._list":  # not needed to read, only a sign that RediSearch is there
+                if "unknown command" in text:
+                    raise DataStoreError("the RediSearch module is missing: not a Redis Stack server")
+                continue
+            if "unknown command" in text:
+                raise DataStoreError(f"{command.upper()} is an unknown command: not a Redis Stack server")
+            if error_code(reply) == "WRONGTYPE":
+                raise DataStoreError(f"{HISTORY_STREAM} or {PROTOCOL_KEY} has the wrong type: {describe_error(reply)}")
+            if error_code(reply) == "ERR" and command in ("xinfo|stream",) and "no such key" in text:
+                continue  # no scan history yet
+            raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
+        version = replies[1]
         if version is None:
             raise DataStoreError("no blissdata protocol key (_PROTOCOL_VERSION_): not a blissdata data store")
         try:
@@ -120,12 +231,6 @@ class DataStoreSource:
             raise DataStoreError(
                 f"blissdata protocol version {version} found, only {SUPPORTED_PROTOCOL} is supported"
             )
-        try:
-            self.redis.execute_command("FT._LIST")
-        except redis.ResponseError as exc:
-            if "unknown command" in str(exc).lower():
-                raise DataStoreError("the RediSearch module is missing: not a Redis Stack server") from None
-            # e.g. an ACL user without FT._LIST: nothing the exporter needs, the check is only advisory
 
     # -- scan history -----------------------------------------------------------------------
     def history_info(self) -> tuple[int, int, str]:
@@ -171,8 +276,9 @@ class DataStoreSource:
         pipe.ttl(key)
         pipe.execute_command("JSON.GET", key)
         ttl, doc = pipe.execute(raise_on_error=False)
-        if isinstance(ttl, Exception) or (isinstance(doc, Exception) and not isinstance(doc, redis.ResponseError)):
-            raise ttl if isinstance(ttl, Exception) else doc
+        for reply in (ttl, doc):  # a denied or busy read is the store's problem, not the scan's
+            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
+                raise reply
         if ttl == -2 or (not deleted_ok and _deleted(ttl)):
             raise ScanGone(key)
         if isinstance(doc, redis.ResponseError):
@@ -186,6 +292,8 @@ class DataStoreSource:
         try:
             found = self._json.get(key, "$.data_streams")
         except redis.ResponseError as exc:
+            if is_unavailable(exc):
+                raise
             raise ScanInvalid(f"{key}: {exc}") from None
         if not found:
             raise ScanGone(key)
@@ -205,7 +313,7 @@ class DataStoreSource:
         stats = self._parse_stats(keys, streams, replies[:-1])
         reason = replies[-1]
         if isinstance(reason, Exception):
-            if not isinstance(reason, redis.ResponseError):
+            if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
                 raise reason
             return stats, None, True
         if reason is None:
@@ -227,12 +335,22 @@ class DataStoreSource:
         entries = self.redis.xrange(state_key, count=1)
         return entries[0][0].decode() if entries else None
 
-    def scans_alive(self, keys: list[str]) -> dict[str, bool]:
-        """Which of these scans still exist and are not deleted."""
+    def scans_alive(self, state_keys: dict[str, str]) -> dict[str, str | None]:
+        """{scan key: None if alive, else why not} for {scan key: state stream key}, in one round trip.
+
+        A scan is dead when its document is gone or deleted, or when its state stream vanished
+        (evicted under memory pressure, deleted): no CLOSED can ever come then.
+        """
         pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
+        for key, state_key in state_keys.items():
             pipe.ttl(key)
-        return {key: not _deleted(ttl) for key, ttl in zip(keys, pipe.execute())}
+            pipe.exists(state_key)
+        replies = iter(pipe.execute())
+        out = {}
+        for key in state_keys:
+            ttl, state_exists = next(replies), next(replies)
+            out[key] = "vanished" if _deleted(ttl) else None if state_exists else "state stream vanished"
+        return out
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
@@ -273,7 +391,7 @@ class DataStoreSource:
         lima_sealed = []
         for key, reply in zip(keys, replies):
             if isinstance(reply, Exception):
-                if isinstance(reply, redis.ResponseError):
+                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
                     out[key] = None  # stream not created yet (no entry) or gone
                     continue
                 raise reply

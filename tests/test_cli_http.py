@@ -180,7 +180,9 @@ def test_beacon_error_is_logged_and_retried(start_exporter):
     finally:
         peer.close()
     # Beacon unreachable altogether
-    exporter = start_exporter("--beacon-host", f"127.0.0.1:{free_port()}", url=False, ready=False)
+    port = free_port()
+    exporter = start_exporter("--beacon-host", f"127.0.0.1:{port}", url=False, ready=False)
     exporter.wait_ready("/healthz")
     wait_until(lambda: exporter.logs("datastore_down"), what="datastore_down log")
-    assert "Beacon: ConnectionRefusedError" in exporter.logs("datastore_down")[0]["error"]
+    assert exporter.logs("datastore_down")[0]["error"] == (
+        f"Beacon 127.0.0.1:{port}: ConnectionRefusedError: [Errno 111] Connection refused")

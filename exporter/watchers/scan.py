@@ -236,15 +236,15 @@ class ScanWatcher:
         self.sink.scan_ended(record)
 
     def check_liveness(self) -> None:
-        """Drop watched scans whose keys vanished without a CLOSED state (e.g. data store flushed)."""
+        """Drop watched scans whose document or state stream vanished without a CLOSED state."""
         if not self.active:
             return
-        alive = self.source.scans_alive(list(self.active))
-        for key, is_alive in alive.items():
+        dead = self.source.scans_alive({key: r.state_key for key, r in self.active.items()})
+        for key, reason in dead.items():
             record = self.active.get(key)
-            if record is not None and not is_alive:
+            if record is not None and reason is not None:
                 self._forget(record)
-                self.sink.scan_lost(record, "vanished")
+                self.sink.scan_lost(record, reason)
 
     def _forget(self, record: ScanRecord) -> None:
         self.active.pop(record.key, None)
