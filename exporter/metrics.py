@@ -168,7 +168,7 @@ class ExporterMetrics:
         self.build_info.labels(__version__, blissdata_version()).set(1)
         for reason in ("vanished", "invalid"):
             self.skipped.labels(reason)
-        for watcher in ("session_watcher", "scan_watcher", "health"):
+        for watcher in ("startup", "session_watcher", "scan_watcher", "health"):
             self.watcher_errors.labels(watcher)
         ProcessCollector(registry=registry)  # process_* : RSS, open fds, CPU (bounded-resource evidence)
         registry.register(ActiveScansCollector(active_scans, self.sessions_seen, stall_threshold, stall_factor))

@@ -37,16 +37,33 @@ class RedisStackServer:
     empty database the way blissdata's publisher expects (`DataStore(url, init_db=True)`).
     """
 
-    def __init__(self, port: int | None = None, extra_args: list[str] | None = None, modules: bool = True):
-        self.port = port or free_port()
+    def __init__(self, port: int | None = None, extra_args: list[str] | None = None, modules: bool = True,
+                 unix_socket: bool = False):
+        """`unix_socket`: listen on a unix socket only (no TCP port), as a Beacon host's data Redis may."""
+        self.port = 0 if unix_socket else port or free_port()
         self.modules = modules
         self.extra_args = extra_args or []
         self._proc: subprocess.Popen | None = None
         self._dir = tempfile.mkdtemp(prefix="bliss-exporter-redis-")
+        self.socket_path = str(Path(self._dir) / "redis.sock") if unix_socket else None
 
     @property
     def url(self) -> str:
+        if self.socket_path:
+            return f"unix://{self.socket_path}"
         return f"redis://127.0.0.1:{self.port}"
+
+    def _ping(self) -> bool:
+        family = socket.AF_UNIX if self.socket_path else socket.AF_INET
+        address = self.socket_path or ("127.0.0.1", self.port)
+        try:
+            with socket.socket(family) as sock:
+                sock.settimeout(0.5)
+                sock.connect(address)
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def start(self, timeout: float = 15.0) -> "RedisStackServer":
         base = _wheel_dir()
@@ -55,6 +72,7 @@ class RedisStackServer:
             str(binary),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
+            *(["--unixsocket", self.socket_path, "--unixsocketperm", "700"] if self.socket_path else []),
             *(["--loadmodule", str(base / "lib" / "rejson.so"),
                "--loadmodule", str(base / "lib" / "redisearch.so")] if self.modules else []),
             "--save", "",
@@ -73,22 +91,23 @@ class RedisStackServer:
                 output = (Path(self._dir) / "redis.log").read_text(errors="replace").strip()
                 last = output.splitlines()[-1] if output else "no output"
                 raise RedisStackError(f"redis-server exited with status {self._proc.returncode}: {last}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
+            if self._ping():
+                return self
             time.sleep(0.05)
         self.stop()
-        raise RedisStackError(f"redis-server did not answer on port {self.port} within {timeout:.0f} s")
+        raise RedisStackError(f"redis-server did not answer on {self.url} within {timeout:.0f} s")
 
     def init_blissdata(self) -> None:
         """Initialise the empty database for blissdata (indexes, sealing function, protocol key)."""
         from blissdata.redis_engine.store import DataStore
 
         DataStore(self.url + "?protocol=2", init_db=True)
+
+    def client(self):
+        """A redis-py client (RESP2) on this server."""
+        import redis
+
+        return redis.Redis.from_url(self.url + "?protocol=2")
 
     def kill(self) -> None:
         """Stop the server abruptly (SIGKILL), keeping its port for a restart."""

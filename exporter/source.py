@@ -44,6 +44,15 @@ READ_COMMANDS = {
 }
 
 
+#: The Redis ACL rules the exporter needs, exactly: the read commands above, plus FT._LIST (a sign of
+#: RediSearch) and CLIENT SETINFO (redis-py names itself). README shows them. Keys cannot be limited
+#: to read access (`%R~*`): RedisJSON's JSON.GET declares no read-only key spec, so Redis denies it.
+ACL_RULES = (
+    "resetkeys", "~*", "resetchannels", "-@all",
+    *(f"+{command}" for command in (*READ_COMMANDS, "ft._list", "client|setinfo")),
+)
+
+
 class ReasonError(RuntimeError):
     """An error whose message is the whole reason, as logged and shown by /readyz."""
 

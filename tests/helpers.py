@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -119,3 +122,51 @@ def run_cli(args: list[str], env: dict | None = None, timeout: float = 30.0) -> 
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=ROOT)
+
+
+class BeaconPeer:
+    """A TCP peer speaking Beacon's wire protocol for the data-Redis query (type 32 -> 34 or 33)."""
+
+    def __init__(self, host: str, port: int | str, fail: str | None = None):
+        self.answer = (host, port)  # port: a number, or a socket path (a client on Beacon's own host)
+        self.fail = fail
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        with conn:
+            data = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+                while len(data) >= 8:
+                    mtype, length = struct.unpack("<ii", data[:8])
+                    if len(data) < 8 + length:
+                        break
+                    payload, data = data[8:8 + length], data[8 + length:]
+                    key = payload.split(b"|")[0]
+                    self.requests += 1
+                    if mtype != 32:
+                        continue
+                    if self.fail:
+                        body, rtype = key + b"|" + self.fail.encode(), 33
+                    else:
+                        body, rtype = key + f"|{self.answer[0]}|{self.answer[1]}".encode(), 34
+                    conn.sendall(struct.pack("<ii", rtype, len(body)) + body)
+
+    def close(self):
+        self.sock.close()

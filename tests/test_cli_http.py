@@ -5,16 +5,14 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
-import struct
 import subprocess
-import threading
 
 import pytest
 import requests
 
-from exporter.redis_stack import RedisStackServer, free_port
+from exporter.redis_stack import free_port
 
-from .helpers import ExporterProcess, run_cli, wait_until
+from .helpers import BeaconPeer, run_cli, wait_until
 
 
 @pytest.mark.parametrize("args, message", [
@@ -103,54 +101,6 @@ def test_build_info_and_promtool_check_metrics(start_exporter, data_store):
         pytest.skip("promtool not installed (scripts/bootstrap.sh --test installs it)")
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0 and check.stderr == "" and check.stdout == "", check.stderr
-
-
-class BeaconPeer:
-    """A TCP peer speaking Beacon's wire protocol for the data-Redis query (type 32 -> 34 or 33)."""
-
-    def __init__(self, host: str, port: int, fail: str | None = None):
-        self.answer = (host, port)
-        self.fail = fail
-        self.requests = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn):
-        with conn:
-            data = b""
-            while True:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-                while len(data) >= 8:
-                    mtype, length = struct.unpack("<ii", data[:8])
-                    if len(data) < 8 + length:
-                        break
-                    payload, data = data[8:8 + length], data[8 + length:]
-                    key = payload.split(b"|")[0]
-                    self.requests += 1
-                    if mtype != 32:
-                        continue
-                    if self.fail:
-                        body, rtype = key + b"|" + self.fail.encode(), 33
-                    else:
-                        body, rtype = key + b"|%s|%d" % (self.answer[0].encode(), self.answer[1]), 34
-                    conn.sendall(struct.pack("<ii", rtype, len(body)) + body)
-
-    def close(self):
-        self.sock.close()
 
 
 def test_beacon_host_from_environment_gives_the_data_store(start_exporter, redis_server):
