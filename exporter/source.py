@@ -228,7 +228,9 @@ class DataStoreSource:
                 raise DataStoreError(f"{HISTORY_STREAM} or {PROTOCOL_KEY} has the wrong type: {describe_error(reply)}")
             if error_code(reply) == "ERR" and command in ("xinfo|stream",) and "no such key" in text:
                 continue  # no scan history yet
-            raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
+            if error_code(reply) == "NOPERM":
+                raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
+            raise reply
         version = replies[1]
         if version is None:
             raise DataStoreError("no blissdata protocol key (_PROTOCOL_VERSION_): not a blissdata data store")
