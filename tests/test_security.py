@@ -27,9 +27,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from exporter.redis_stack import RedisStackServer
 from exporter.simulator import ScanSpec, Truth, publish_scan
-from exporter.source import HISTORY_STREAM, PROTOCOL_KEY
+from exporter.source import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS
 
-from .helpers import ExporterProcess, parse_metrics, run_cli, wait_until
+from .helpers import ROOT, ExporterProcess, parse_metrics, run_cli, wait_until
 from .test_exact_counts import events, new_scan
 
 EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")
@@ -84,8 +84,15 @@ def status_of(reply: bytes) -> int | None:
 
 # == 1. the exporter only reads ===================================================================
 READER_PASSWORD = "r34d-0nly-pw"
-READER_ACL = ["on", f">{READER_PASSWORD}", "~*", "resetchannels", "-@all", "+@read", "+@connection",
-              "+json.get", "+json.mget", "+ft._list"]
+READER_ACL = ["on", f">{READER_PASSWORD}", *ACL_RULES]
+
+
+def test_readme_gives_exactly_the_acl_the_suite_uses():
+    readme = (ROOT / "README.md").read_text()
+    line = "ACL SETUSER bliss-exporter on >PASSWORD " + " ".join(ACL_RULES)
+    assert line in readme.splitlines()
+    commands = {rule[1:] for rule in ACL_RULES if rule.startswith("+")}
+    assert commands == {*READ_COMMANDS, "ft._list", "client|setinfo"}
 
 
 def test_exporter_counts_exactly_with_a_read_only_redis_user(start_exporter, data_store, raw_redis, redis_server):
