@@ -141,7 +141,8 @@ class Exporter:
         self.source = DataStoreSource(url)  # health checks
         # each watcher greenlet reads on a connection of its own
         self.scan_watcher = ScanWatcher(
-            DataStoreSource(url, single_connection=True), self.sink, poll_interval=self.config.poll_interval
+            DataStoreSource(url, single_connection=True, on_stream_error=self._stream_error),
+            self.sink, poll_interval=self.config.poll_interval,
         )
         session_watcher = SessionWatcher(
             DataStoreSource(url, single_connection=True), self.scan_watcher, self.sink, self.sessions
@@ -152,6 +153,9 @@ class Exporter:
             gevent.spawn(self._supervise, "scan_watcher", self.scan_watcher.run),
             gevent.spawn(self._supervise, "health", self._health_loop),
         ]
+
+    def _stream_error(self, reason: str) -> None:
+        self.metrics.stream_errors.labels(reason).inc()
 
     def _resolve_beacon_forever(self) -> str:
         backoff = Backoff()
