@@ -171,6 +171,9 @@ class Exporter:
             gevent.spawn(self._supervise, "health", self._health_loop),
         ]
 
+    def _stream_error(self, reason: str) -> None:
+        self.metrics.stream_errors.labels(reason).inc()
+
     def _connect(self) -> SessionWatcher:
         """Every step from configuration to watchers ready: Beacon, URL, connections, self-test."""
         url = self.config.redis_url or self._resolve_beacon()
@@ -180,7 +183,8 @@ class Exporter:
         source.check()
         # each watcher greenlet reads on a connection of its own (connected here, under supervision)
         scan_watcher = ScanWatcher(
-            DataStoreSource(url, single_connection=True), self.sink, poll_interval=self.config.poll_interval
+            DataStoreSource(url, single_connection=True, on_stream_error=self._stream_error),
+            self.sink, poll_interval=self.config.poll_interval,
         )
         session_watcher = SessionWatcher(
             DataStoreSource(url, single_connection=True), scan_watcher, self.sink, self.sessions

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from . import __version__
 from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value
+from .source import STREAM_ERROR_REASONS
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -157,6 +158,12 @@ class ExporterMetrics:
             ["watcher"],
             registry=registry,
         )
+        self.stream_errors = Counter(
+            "bliss_exporter_stream_errors",
+            "Data streams whose entries stopped giving points, by reason (bad_index, bad_status, bad_reference).",
+            ["reason"],
+            registry=registry,
+        )
         self.datastore_up = Gauge(
             "bliss_datastore_up", "1 while the data store answers as a blissdata data store, else 0.",
             registry=registry,
@@ -170,6 +177,8 @@ class ExporterMetrics:
             self.skipped.labels(reason)
         for watcher in ("startup", "session_watcher", "scan_watcher", "health"):
             self.watcher_errors.labels(watcher)
+        for reason in STREAM_ERROR_REASONS:
+            self.stream_errors.labels(reason)
         ProcessCollector(registry=registry)  # process_* : RSS, open fds, CPU (bounded-resource evidence)
         registry.register(ActiveScansCollector(active_scans, self.sessions_seen, stall_threshold, stall_factor))
 

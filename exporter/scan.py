@@ -76,7 +76,7 @@ class StreamCursor:
 
     key: str
     name: str
-    kind: str  # "numeric" (points in entry ids), "lima" (points in JSON status last_index)
+    kind: str  # source.StreamKind: how points are read ("numeric", "lima", "lima2", "mosca", ...)
     entries: int = 0  # data entries counted (seal excluded)
     points: int = 0
     sealed: bool = False

@@ -6,10 +6,13 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+import structlog
 
 from .scan import State
 
@@ -21,6 +24,11 @@ SCAN_PREFIX = "esrf:scan:"
 
 #: Errors meaning "the data store is not reachable right now".
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+log = structlog.get_logger("bliss_exporter.source")
+
+#: Why a data stream's entry gave no points (`bliss_exporter_stream_errors_total{reason}`).
+STREAM_ERROR_REASONS = ("bad_index", "bad_status", "bad_reference")
 
 #: Error replies meaning "the data store cannot serve us now" (busy, loading, replica without master,
 #: missing permission or authentication): the store is down for us, with that reason, until it passes.
@@ -167,7 +175,41 @@ class ScanDocument:
     number: int | None
     info: dict
     state_key: str
-    streams: dict[str, tuple[str, str]]  # name -> (redis key, kind: "numeric" | "lima")
+    streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind)
+
+
+class StreamKind(str):
+    """How a data stream's entries give points: the kind's name, plus what decoding it needs.
+
+    The name (the string itself) is one of:
+    - ``numeric``: a default stream (no plugin, numeric or JSON encoding; also ``hdf5_fallback``):
+      an entry is a batch, points = last entry's index + ``len`` (the seal's ``id`` once sealed);
+    - ``lima``: a JSON status per entry, points = its ``last_index`` + 1;
+    - ``lima2``: a numeric (uint32) status per entry, the number of frames available so far;
+    - ``mosca``: a JSON status per entry, points = its ``last_read_index`` + 1;
+    - ``scan_sequence``: a JSON reference to a child scan per entry, no points;
+    - ``unknown``: a plugin the exporter does not know, no points.
+    A str subclass, so that plain strings (``"numeric"``) still work where a kind is expected.
+    """
+
+    dtype: str | None
+    plugin: str | None
+    scan: str
+    stream: str
+
+    def __new__(cls, name: str, *, dtype: str | None = None, plugin: str | None = None,
+                scan: str = "", stream: str = ""):
+        self = super().__new__(cls, name)
+        self.dtype = dtype  # numeric encoding's dtype_str (lima2's status)
+        self.plugin = plugin  # as the stream's info names it
+        self.scan = scan  # for log lines: the scan key and the stream's name in it
+        self.stream = stream
+        return self
+
+
+#: Kinds whose entries are statuses: once sealed, points are in the entry before the seal, whose
+#: `id` only counts the status entries.
+STATUS_KINDS = ("lima", "lima2", "mosca")
 
 
 @dataclass
@@ -175,25 +217,73 @@ class StreamStats:
     """What XINFO STREAM says of one data stream."""
 
     entries: int  # data entries ever added (seal excluded), immune to trimming
-    points: int
+    points: int  # 0 when unknown: counted points never go down, so theirs stay as they were
     sealed: bool
+    error: tuple[str, str] | None = None  # (reason, detail) when the last entry gave no points
 
 
-def _stream_kind(info: dict | None, encoding: dict | None) -> str:
+class StreamDecodeError(ValueError):
+    """A data stream entry does not decode as its kind says it should."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+#: Plugins whose streams the exporter reads points from; others are "unknown".
+_PLUGIN_KINDS = {
+    "lima": "lima",
+    "lima2": "lima2",
+    "mosca": "mosca",
+    "scan_sequence": "scan_sequence",
+    "hdf5_fallback": "numeric",  # blissdata's own: a default numeric stream backed by a file
+}
+#: blissdata's mapping of legacy (pre-plugin) JSON stream formats, as in Scan._wrap_event_stream.
+_LEGACY_FORMATS = {"lima_v1": "lima", "lima_v2": "lima2", "subscan": "scan_sequence"}
+_unknown_plugins_logged: set[str] = set()
+
+
+def _stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream: str = "") -> StreamKind:
     info = info if isinstance(info, dict) else {}
     encoding = encoding if isinstance(encoding, dict) else {}
-    plugin = info.get("plugin") or ("lima" if info.get("format") == "lima_v1" else None)
-    if plugin in ("lima", "lima2") or (encoding.get("type") == "json" and "lima_info" in info):
-        return "lima"
-    return "numeric"
+    plugin = info.get("plugin") or None
+    if plugin is None:
+        fmt = info.get("format")
+        if fmt == "lima_v1" or (encoding.get("type") == "json" and "lima_info" in info):
+            plugin = "lima"
+        elif encoding.get("type") == "json":
+            plugin = _LEGACY_FORMATS.get(fmt)
+    if plugin is None:
+        return StreamKind("numeric", scan=scan, stream=stream)
+    plugin = str(plugin)
+    name = _PLUGIN_KINDS.get(plugin)
+    if name is None:
+        if plugin not in _unknown_plugins_logged:
+            _unknown_plugins_logged.add(plugin)
+            log.warning("unknown_stream_plugin", plugin=plugin, stream=stream, key=scan,
+                        detail="its entries count as new_data, without points")
+        return StreamKind("unknown", plugin=plugin, scan=scan, stream=stream)
+    if name == "lima2" and encoding.get("type") != "numeric":
+        # blissdata maps the legacy JSON format lima_v2 to the lima2 plugin: read it as a lima status
+        name = "lima"
+    dtype = encoding.get("dtype_str") if name == "lima2" else None
+    return StreamKind(name, dtype=str(dtype) if dtype is not None else None, plugin=plugin, scan=scan, stream=stream)
 
 
 class DataStoreSource:
     """Reads a blissdata data store; one instance is shared by the watchers (redis-py pools connections)."""
 
-    def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False):
-        """`single_connection`: for one greenlet's sequential reads (saves the pool's checkout per call)."""
+    def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False,
+                 on_stream_error: Callable[[str], None] | None = None):
+        """`single_connection`: for one greenlet's sequential reads (saves the pool's checkout per call).
+
+        `on_stream_error(reason)`: called once per data stream whose entries stop giving points
+        (reasons in STREAM_ERROR_REASONS), when it is also logged (`stream_error`).
+        """
         self.url = normalize_redis_url(url)
+        self.on_stream_error = on_stream_error
+        self._streams_in_error: OrderedDict[str, bool] = OrderedDict()  # reported once each, bounded
         self.redis = redis.Redis.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection,
@@ -298,7 +388,7 @@ class DataStoreSource:
             raise ScanGone(key)
         return parse_scan_document(key, doc)
 
-    def scan_streams(self, key: str) -> dict[str, tuple[str, str]]:
+    def scan_streams(self, key: str) -> dict[str, tuple[str, StreamKind]]:
         """The data streams listed in a scan document (name -> (key, kind)); raise ScanGone/ScanInvalid."""
         try:
             found = self._json.get(key, "$.data_streams")
@@ -399,7 +489,7 @@ class DataStoreSource:
 
     def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
         out: dict[str, StreamStats | None] = {}
-        lima_sealed = []
+        status_sealed = []
         for key, reply in zip(keys, replies):
             if isinstance(reply, Exception):
                 if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
@@ -408,16 +498,33 @@ class DataStoreSource:
                 raise reply
             stats = _stats_from_xinfo(reply, streams[key])
             out[key] = stats
-            if stats.sealed and streams[key] == "lima":
-                lima_sealed.append(key)
-        # A sealed lima stream's last entry is the seal: frames are in the status entry before it.
-        if lima_sealed:
+            if stats.sealed and streams[key] in STATUS_KINDS:
+                status_sealed.append(key)
+        # A sealed status stream's last entry is the seal, whose `id` counts status entries, not
+        # points: the points are in the status entry before it (read once, when the seal is seen).
+        if status_sealed:
             pipe = self.redis.pipeline(transaction=False)
-            for key in lima_sealed:
+            for key in status_sealed:
                 pipe.xrevrange(key, max="(" + SEAL_ID.decode(), count=1)
-            for key, entries in zip(lima_sealed, pipe.execute()):
-                out[key].points = _lima_points(entries[0][1]) if entries else 0
+            for key, entries in zip(status_sealed, pipe.execute()):
+                if entries:
+                    _set_points(out[key], streams[key], *entries[0])
+        for key, stats in out.items():
+            if stats is not None and stats.error is not None:
+                self._stream_error(key, streams[key], *stats.error)
         return out
+
+    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
+        """Log and count a stream's undecodable entries once per stream (not once per poll)."""
+        if key in self._streams_in_error:
+            return
+        self._streams_in_error[key] = True
+        while len(self._streams_in_error) > 10000:
+            self._streams_in_error.popitem(last=False)
+        log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
+                    stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
+        if self.on_stream_error is not None:
+            self.on_stream_error(reason)
 
 
 def _deleted(ttl: int) -> bool:
@@ -431,24 +538,103 @@ def _stats_from_xinfo(reply: dict, kind: str) -> StreamStats:
     last_id = reply.get("last-generated-id", b"0-0")
     sealed = last_id == SEAL_ID
     entries = added - 1 if sealed else added
-    points = 0
+    stats = StreamStats(entries=max(entries, 0), points=0, sealed=sealed)
     if last:
         entry_id, fields = last
-        if entry_id == SEAL_ID:
-            points = int(fields.get(b"id", 0))
-        elif kind == "lima":
-            points = _lima_points(fields)
-        else:
-            points = int(entry_id.split(b"-")[0]) + int(fields.get(b"len", 1))
-    return StreamStats(entries=max(entries, 0), points=points, sealed=sealed)
+        if entry_id != SEAL_ID or kind == "numeric":
+            _set_points(stats, kind, entry_id, fields)
+        # sealed status kinds: read from the entry before the seal (DataStoreSource._parse_stats)
+    return stats
 
 
-def _lima_points(fields: dict) -> int:
+def _set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: dict) -> None:
     try:
-        status = json.loads(fields[b"payload"])
-        return int(status.get("last_index", -1)) + 1
-    except (KeyError, ValueError, TypeError, AttributeError):
+        if entry_id == SEAL_ID:
+            # the seal's `id` is the stream's length (last index + len): points, for a default stream
+            stats.points = _int(fields.get(b"id"), "bad_index", "seal id")
+        else:
+            stats.points = _entry_points(kind, entry_id, fields)
+    except StreamDecodeError as exc:
+        stats.points = 0  # no new points: the counted ones stay as they were
+        stats.error = (exc.reason, exc.detail)
+
+
+def _entry_points(kind: str, entry_id: bytes, fields: dict) -> int:
+    """Points a stream holds up to one (non-seal) entry of it, per the stream's kind."""
+    if kind == "numeric":
+        index, _, seq = entry_id.partition(b"-")
+        if seq != b"1":  # blissdata writes every data entry as "<first point index>-1"
+            raise StreamDecodeError("bad_index", f"entry id {entry_id!r} is not <point index>-1")
+        length = _int(fields.get(b"len", b"1"), "bad_index", "len")
+        if length < 1:
+            raise StreamDecodeError("bad_index", f"len {length} < 1")
+        return int(index) + length
+    if kind == "lima":
+        status = _json_payload(fields, "bad_status")
+        if not isinstance(status, dict):
+            raise StreamDecodeError("bad_status", "lima status is not a JSON object")
+        # blissdata's LimaClient.update(last_index=-1, ...): absent means no frame yet
+        return _int(status.get("last_index", -1), "bad_status", "lima last_index", minimum=-1) + 1
+    if kind == "lima2":
+        return _lima2_frames(getattr(kind, "dtype", None), fields)
+    if kind == "mosca":
+        status = _json_payload(fields, "bad_status")
+        if not isinstance(status, dict) or "last_read_index" not in status:
+            raise StreamDecodeError("bad_status", "mosca status has no last_read_index")
+        return _int(status["last_read_index"], "bad_status", "mosca last_read_index", minimum=-1) + 1
+    if kind == "scan_sequence":
+        ref = _json_payload(fields, "bad_reference")
+        if not isinstance(ref, dict) or not isinstance(ref.get("key"), str) or not ref["key"]:
+            raise StreamDecodeError("bad_reference", "subscan reference has no scan key")
         return 0
+    return 0  # unknown plugin: entries only
+
+
+def _int(value, reason: str, what: str, minimum: int = 0) -> int:
+    """An integer field or JSON value (not a bool, not a float), at least `minimum`."""
+    if isinstance(value, bytes):  # a Redis field (JSON strings are not integers)
+        try:
+            value = int(value)
+        except ValueError:
+            raise StreamDecodeError(reason, f"{what} {value!r} is not an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StreamDecodeError(reason, f"{what} {value!r} is not an integer")
+    if value < minimum:
+        raise StreamDecodeError(reason, f"{what} {value} < {minimum}")
+    return value
+
+
+def _json_payload(fields: dict, reason: str):
+    payload = fields.get(b"payload")
+    if payload is None:
+        raise StreamDecodeError(reason, "entry has no payload")
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StreamDecodeError(reason, f"payload is not JSON: {exc}") from None
+
+
+def _lima2_frames(dtype: str | None, fields: dict) -> int:
+    """blissdata-lima2's status: NumericStreamEncoder(np.uint32) of the frames available so far.
+
+    The payload is the batch's raw bytes (`ndarray.tobytes()`, point shape ()), `len` values when
+    the field is there; the last value is the current count.
+    """
+    import numpy as np  # only streams of this kind need it
+
+    payload = fields.get(b"payload")
+    if payload is None:
+        raise StreamDecodeError("bad_status", "lima2 status has no payload")
+    length = _int(fields.get(b"len", b"1"), "bad_status", "lima2 status len", minimum=1)
+    try:
+        values = np.frombuffer(payload, dtype=np.dtype(dtype or "<u4"))
+    except (TypeError, ValueError) as exc:
+        raise StreamDecodeError("bad_status", f"lima2 status payload does not decode as {dtype}: {exc}") from None
+    if values.shape != (length,) or values.dtype.kind not in "iu":
+        raise StreamDecodeError(
+            "bad_status", f"lima2 status payload holds {values.size} {values.dtype} values, not {length} integers"
+        )
+    return _int(int(values[-1]), "bad_status", "lima2 frames")
 
 
 def parse_scan_document(key: str, doc: object) -> ScanDocument:
@@ -473,11 +659,11 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
     return ScanDocument(key, str(session), name, number, info, state_key, streams)
 
 
-def parse_streams(key: str, models: object) -> dict[str, tuple[str, str]]:
+def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]:
     """Data stream models of a scan document -> {name: (redis key, kind)}; raise ScanInvalid."""
     try:
         return {
-            name: ("esrf:stream:" + model["pk"], _stream_kind(model.get("info"), model.get("encoding")))
+            name: ("esrf:stream:" + model["pk"], _stream_kind(model.get("info"), model.get("encoding"), key, name))
             for name, model in dict(models).items()
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -52,7 +52,7 @@ EXPORTER_METRICS = {
     "bliss_scan_duration_seconds_sum", "bliss_scan_duration_seconds_count", "bliss_scans_ended_total",
     "bliss_scan_last_event_timestamp_seconds", "bliss_scan_stall_threshold_seconds", "bliss_scan_progress_ratio",
     "bliss_datastore_up", "bliss_exporter_build_info", "bliss_exporter_scans_skipped_total",
-    "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total",
+    "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total", "bliss_exporter_stream_errors_total",
 }
 PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
