@@ -21,6 +21,7 @@ PROTOCOL_KEY = "_PROTOCOL_VERSION_"
 SUPPORTED_PROTOCOL = 1
 SEAL_ID = b"18446744073709551615-18446744073709551615"
 SCAN_PREFIX = "esrf:scan:"
+STREAM_PREFIX = "esrf:stream:"
 
 #: Errors meaning "the data store is not reachable right now".
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -650,7 +651,7 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
         if not isinstance(info, dict):
             raise TypeError("info is not an object")
         session = identity.get("session") or info.get("session_name") or ""
-        state_key = "esrf:stream:" + doc["state_stream"]["pk"]
+        state_key = STREAM_PREFIX + doc["state_stream"]["pk"]
         streams = parse_streams(key, doc.get("data_streams") or {})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ScanInvalid(f"{key}: {type(exc).__name__}: {exc}") from None
@@ -663,7 +664,7 @@ def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]
     """Data stream models of a scan document -> {name: (redis key, kind)}; raise ScanInvalid."""
     try:
         return {
-            name: ("esrf:stream:" + model["pk"], _stream_kind(model.get("info"), model.get("encoding"), key, name))
+            name: (STREAM_PREFIX + model["pk"], _stream_kind(model.get("info"), model.get("encoding"), key, name))
             for name, model in dict(models).items()
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
