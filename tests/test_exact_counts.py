@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 from blissdata.streams.default import Stream
-from blissdata.streams.lima.stream import LimaStream
 
 from exporter.simulator import ScanSpec, publish_scan
 

@@ -29,7 +29,7 @@ from exporter.redis_stack import RedisStackServer
 from exporter.simulator import ScanSpec, Truth, publish_scan
 from exporter.source import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS
 
-from .helpers import ROOT, ExporterProcess, parse_metrics, run_cli, wait_until
+from .helpers import ROOT, ExporterProcess, parse_metrics, require_tool, run_cli, wait_until
 from .test_exact_counts import events, new_scan
 
 EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")
@@ -212,8 +212,7 @@ EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 def make_pki(d: Path) -> dict[str, Path]:
     """A test CA; a server certificate for 127.0.0.1/localhost and a client certificate it signed; a rogue
     self-signed client certificate."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed")
+    require_tool("openssl")
     openssl("req", "-x509", *EC_KEY, "-days", "2", "-subj", "/CN=bliss-exporter test CA",
             "-keyout", d / "ca.key", "-out", d / "ca.crt")
     extensions = {

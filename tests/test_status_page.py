@@ -10,13 +10,12 @@ import time
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
-import pytest
 
 from exporter.scan import ScanRecord, State, StreamCursor
 from exporter.simulator import ScanSpec, publish_scan
 from exporter.status import RecentScans, StatusPage
 
-from .helpers import ROOT, wait_until
+from .helpers import ROOT, require_tool, wait_until
 
 H5 = "/tmp/scans/inhouse/id002106/id00/id00_session/sample_0001/sample_0001.h5"
 SCREENSHOT = ROOT / "docs" / "status-page.png"
@@ -131,10 +130,7 @@ def test_page_escapes_everything_marks_stalled_scans_and_keeps_a_bounded_history
 
 
 def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("chromium is not installed (Debian package chromium; scripts/bootstrap.sh --test installs it)")
-    return path
+    return require_tool("chromium", "chromium-browser")
 
 
 def run_chromium(tmp_path, *args) -> str:

@@ -19,8 +19,8 @@ from exporter.source import SEAL_ID, StreamKind, _stats_from_xinfo, _stream_kind
 
 from .test_exact_counts import events, new_scan
 
-lima2 = pytest.importorskip("blissdata_lima2")
-mosca = pytest.importorskip("blissdata_mosca")
+import blissdata_lima2 as lima2  # noqa: E402  (test extra: a missing plugin must fail, not skip)
+import blissdata_mosca as mosca  # noqa: E402
 
 UNKNOWN_PLUGIN = "acme_detector"
 
