@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily
 
 from . import __version__
-from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value
+from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value, valid_count
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -25,14 +25,18 @@ def blissdata_version() -> str:
 
 
 class BoundedLabel:
-    """Keeps a label's cardinality bounded: the first `limit` values pass, later ones become 'other'."""
+    """Keeps a label's cardinality bounded: the first `limit` values pass, later ones become 'other'.
 
-    def __init__(self, limit: int):
+    `known` values always pass (they count towards the limit from the start).
+    """
+
+    def __init__(self, limit: int, known: tuple[str, ...] = (), length: int = 64):
         self.limit = limit
-        self.values: set[str] = set()
+        self.length = length
+        self.values: set[str] = set(known)
 
     def __call__(self, value: str) -> str:
-        value = clean_label_value(value)
+        value = clean_label_value(value, self.length)
         if value in self.values:
             return value
         if len(self.values) < self.limit:
@@ -99,11 +103,11 @@ class ActiveScansCollector:
 
 
 def scan_progress(record: ScanRecord) -> float | None:
-    """Fraction of npoints done, from the stream with the most points (None without npoints)."""
-    if not record.npoints or not record.streams:
+    """Fraction of npoints done, from the stream with the most points (None without npoints), in [0, 1]."""
+    if not valid_count(record.npoints) or not record.streams:
         return None
     done = max(s.points for s in record.streams.values())
-    return min(1.0, done / record.npoints)
+    return max(0.0, min(1.0, done / record.npoints))
 
 
 class ExporterMetrics:
@@ -117,11 +121,13 @@ class ExporterMetrics:
         stall_threshold: float = 600.0,
         stall_factor: float = 10.0,
         max_scan_types: int = 100,
+        max_end_reasons: int = 20,
     ):
         self.registry = registry
         self.sessions_seen: set[str] = set()
         self._types_seen: set[tuple[str, str]] = set()
         self.scan_type_label = BoundedLabel(max_scan_types)
+        self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
         self.events = Counter(
             "bliss_scan_events", "Scan events seen, by type.", ["session", "event_type"], registry=registry
         )
@@ -203,7 +209,7 @@ class ExporterMetrics:
 
     def scan_ended(self, scan: ScanRecord) -> None:
         scan_type = self.scan_type_label(scan.scan_type)
-        reason = clean_label_value(scan.end_reason or "UNKNOWN", 32)
+        reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
         self.ended.labels(scan.session, scan_type, reason).inc()
         if scan.duration is not None:
             self.duration.labels(scan.session, scan_type).observe(scan.duration)

@@ -64,6 +64,11 @@ def scan_uris(info: dict) -> list[str]:
     return [f"{filename}::/{scan_nb}.{i}" for i in range(1, max(masters, 1) + 1)]
 
 
+def valid_count(value: object) -> bool:
+    """An integer count above 0 (`npoints`, `scan_count`): not a bool, float, string or negative number."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def clean_label_value(value: object, limit: int = 64) -> str:
     """A short label value without control characters or oddities."""
     text = _LABEL_UNSAFE.sub("_", str(value)).strip("_")

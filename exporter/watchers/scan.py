@@ -18,7 +18,7 @@ from gevent.event import Event
 from redis import ResponseError
 
 from ..events import EventSink
-from ..scan import STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_uris, stream_id_time
+from ..scan import STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_uris, stream_id_time, valid_count
 from ..source import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
 
 
@@ -35,8 +35,8 @@ def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
         number=doc.number,
         scan_type=str(scan_type),
         uris=scan_uris(info),
-        npoints=npoints if isinstance(npoints, int) else None,
-        count_time=float(count_time) if isinstance(count_time, (int, float)) else None,
+        npoints=npoints if valid_count(npoints) else None,
+        count_time=float(count_time) if isinstance(count_time, (int, float)) and not isinstance(count_time, bool) else None,
         title=str(info.get("title") or ""),
         adopted=adopted,
         state_key=doc.state_key,
