@@ -52,7 +52,7 @@ EXPORTER_METRICS = {
     "bliss_scan_duration_seconds_sum", "bliss_scan_duration_seconds_count", "bliss_scans_ended_total",
     "bliss_scan_last_event_timestamp_seconds", "bliss_scan_stall_threshold_seconds", "bliss_scan_progress_ratio",
     "bliss_datastore_up", "bliss_exporter_build_info", "bliss_exporter_scans_skipped_total",
-    "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total",
+    "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total", "bliss_exporter_sequence_errors_total",
 }
 PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
@@ -359,12 +359,12 @@ def start_prometheus(tmp_path):
 
 @pytest.fixture
 def simulator(redis_server, tmp_path):
-    """`bliss-exporter simulate` publishing quick scans forever (30 % FAILURE, 10 % USER_ABORT)."""
+    """`bliss-exporter simulate` publishing quick scans and sequences forever (30 % FAILURE, 10 % USER_ABORT)."""
     log = tmp_path / "simulator.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "simulate", "--redis-url", redis_server.url, "--session", "sim_session",
          "--scans", "0", "--interval", "0.3", "--speed", "5", "--failure-rate", "0.3", "--abort-rate", "0.1",
-         "--seed", "7", "--log-format", "json"],
+         "--seed", "7", "--sequences", "--log-format", "json"],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
     yield proc
     if proc.poll() is None:
