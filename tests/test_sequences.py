@@ -142,6 +142,11 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
         time.sleep(0.4)  # the child takes longer than the stall threshold in all (a lower bound, not a check)
     assert seen - started_at > 1.0, "the parent's last event moved only by its child's data, past the threshold"
     assert exporter.value("bliss_scan_stall_threshold_seconds", session="s1", scan="5_sequence") == 1
+    from .test_status_page import Page
+
+    rows = [r for r in Page(exporter.get("/").text).rows if "scan" in r["class"].split()]
+    assert [(r["scan"], r["class"].split()[-1]) for r in rows] == [("5_sequence", "sequence"), ("7_loopscan", "subscan")]
+    assert "2 / 3" in rows[0]["text"] and "in 5_sequence" in rows[1]["text"]
     finish(child)
 
     # child 3 (index 2) fails: the sequence ends FAILURE too
@@ -243,8 +248,9 @@ def test_bad_group_and_bad_reference_are_counted_logged_once_and_survived(start_
     publish_scan(data_store, ScanSpec(session="s1", number=5, npoints=2, count_time=0, group=parent.key,
                                       index_in_sequence=0), on_prepared=lambda scan: reference(subscans, scan))
     subscans.send({"scan_number": 6})
+    subscans.send({"key": parent.key, "scan_number": 4})  # itself
     subscans.join()
-    raw_redis.xadd(subscans.key, {"payload": b"{not json"}, id="2-1")
+    raw_redis.xadd(subscans.key, {"payload": b"{not json"}, id="3-1")
     close_sequence(parent, subscans)
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="sequence", role="sequence",
                         end_reason="SUCCESS")
@@ -253,7 +259,7 @@ def test_bad_group_and_bad_reference_are_counted_logged_once_and_survived(start_
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="ct", end_reason="SUCCESS")
 
     assert exporter.value("bliss_exporter_sequence_errors_total", reason="bad_group") == 2
-    assert exporter.value("bliss_exporter_sequence_errors_total", reason="bad_reference") == 2
+    assert exporter.value("bliss_exporter_sequence_errors_total", reason="bad_reference") == 3
     assert nonzero(exporter, "bliss_scans_ended_total", "s1") == {
         (("end_reason", "SUCCESS"), ("role", "scan"), ("scan_type", "loopscan")): 3,
         (("end_reason", "SUCCESS"), ("role", "subscan"), ("scan_type", "loopscan")): 1,
@@ -263,9 +269,10 @@ def test_bad_group_and_bad_reference_are_counted_logged_once_and_survived(start_
     errors = exporter.logs("sequence_error")
     assert [(e["scan"], e["reason"]) for e in errors] == [
         ("2_loopscan", "bad_group"), ("3_loopscan", "bad_group"), ("4_sequence", "bad_reference"),
-        ("4_sequence", "bad_reference")]
+        ("4_sequence", "bad_reference"), ("4_sequence", "bad_reference")]
     assert "no such scan" in errors[0]["detail"] and "1_loopscan, not a scan sequence" in errors[1]["detail"]
-    assert "no scan key" in errors[2]["detail"] and "not JSON" in errors[3]["detail"]
+    assert "no scan key" in errors[2]["detail"] and "this sequence or one of its parents" in errors[3]["detail"]
+    assert "SUBSCANS entry 3-1: payload is not JSON" in errors[4]["detail"]
     assert exporter.logs("watcher_error") == []
     ends = {line["scan"]: line for line in exporter.logs("scan_end")}
     assert ends["2_loopscan"]["role"] == "scan" and "sequence" not in ends["2_loopscan"]

@@ -160,10 +160,18 @@ class ScanWatcher:
         record.sequence = label
         return None
 
-    def _link(self, child: ScanRecord, parent: ScanRecord) -> None:
-        """`child` runs in the sequence `parent`: its activity keeps the parent's last event fresh."""
+    def _link(self, child: ScanRecord, parent: ScanRecord) -> bool:
+        """`child` runs in the sequence `parent`: its activity keeps the parent's last event fresh.
+
+        Refused (False) if that would make a cycle (a sequence referencing itself or its ancestor).
+        """
         if child.parent is parent:
-            return
+            return True
+        ancestor = parent
+        while ancestor is not None:
+            if ancestor is child:
+                return False
+            ancestor = ancestor.parent
         if child.parent is not None:
             child.parent.running.pop(child.key, None)
         child.parent = parent
@@ -174,6 +182,7 @@ class ScanWatcher:
         parent.running[child.key] = child
         if child.last_event_at is not None:
             parent.touch(child.last_event_at)
+        return True
 
     def _find_references(self, record: ScanRecord) -> None:
         """Which of a sequence's data streams hold references to its children (SUBSCANS)."""
@@ -199,23 +208,26 @@ class ScanWatcher:
                     refs, more = self.source.read_references(cursor.key, since, self.references_batch)
                     for entry_id, child_key, problem in refs:
                         since = entry_id
-                        if child_key is None:
+                        if child_key is not None and not self._reference(record, child_key):
+                            problem = f"{child_key} is this sequence or one of its parents"
+                        if problem:
                             self.sink.sequence_error(record, "bad_reference", f"{cursor.name} entry {entry_id}: {problem}")
-                        else:
-                            self._reference(record, child_key)
                     record.references[cursor.key] = since
                     if not more:
                         break
                 cursor.references_read = entries
 
-    def _reference(self, parent: ScanRecord, child_key: str) -> None:
-        parent.subscans.add(child_key)
+    def _reference(self, parent: ScanRecord, child_key: str) -> bool:
+        """A SUBSCANS reference of `parent` to `child_key`; False if it cannot be one of its children."""
+        if child_key == parent.key:
+            return False
         child = self.active.get(child_key)
-        if child is not None:
-            if child.parent is None:
-                self._link(child, parent)
-        elif not self.is_known(child_key):
+        if child is not None and child.parent is None and not self._link(child, parent):
+            return False
+        parent.subscans.add(child_key)
+        if child is None and not self.is_known(child_key):
             self._claimed[child_key] = parent.key
+        return True
 
     # -- the greenlet -------------------------------------------------------------------------
     def run(self) -> None:
