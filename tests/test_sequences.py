@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from types import SimpleNamespace
 
 import pytest
 from blissdata.streams.default import Stream
@@ -145,7 +144,8 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
     from .test_status_page import Page
 
     rows = [r for r in Page(exporter.get("/").text).rows if "scan" in r["class"].split()]
-    assert [(r["scan"], r["class"].split()[-1]) for r in rows] == [("5_sequence", "sequence"), ("7_loopscan", "subscan")]
+    assert [(r["scan"], r["class"].split()[-1]) for r in rows] == [("5_sequence", "sequence"),
+                                                                   ("7_loopscan", "subscan")]
     assert "2 / 3" in rows[0]["text"] and "in 5_sequence" in rows[1]["text"]
     finish(child)
 
@@ -350,9 +350,11 @@ def test_status_page_shows_children_under_their_sequence():
     parent.running = {"c2": child}
     recent = RecentScans(clock=lambda: now)
     ended = ScanRecord(key="c1", session="s1", name="loopscan", number=6, scan_type="loopscan", uris=[],
-                       role="subscan", sequence="5_sequence", end_reason="SUCCESS", started_at=now - 5, closed_at=now - 2)
+                       role="subscan", sequence="5_sequence", end_reason="SUCCESS", started_at=now - 5,
+                       closed_at=now - 2)
     recent.scan_ended(ended)
-    page = Page(StatusPage(fake_exporter([child, other, parent], threshold=10.0), recent, clock=lambda: now)("/metrics"))
+    status = StatusPage(fake_exporter([child, other, parent], threshold=10.0), recent, clock=lambda: now)
+    page = Page(status("/metrics"))
     active = [r for r in page.rows if "scan" in r["class"].split()]
     assert [r["scan"] for r in active] == ["5_sequence", "7_loopscan", "9_ct"]
     seq_row, child_row = active[0], active[1]

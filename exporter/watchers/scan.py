@@ -19,7 +19,7 @@ from redis import ResponseError
 
 from ..events import EventSink
 from ..scan import (
-    ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_label,
+    ROLE_SEQUENCE, ROLE_SUBSCAN, STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_label,
     scan_uris, stream_id_time, valid_count,
 )
 from ..source import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
@@ -39,7 +39,7 @@ def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
         scan_type=str(scan_type),
         uris=scan_uris(info),
         npoints=npoints if valid_count(npoints) else None,
-        count_time=float(count_time) if isinstance(count_time, (int, float)) and not isinstance(count_time, bool) else None,
+        count_time=float(count_time) if _is_number(count_time) else None,
         title=str(info.get("title") or ""),
         adopted=adopted,
         state_key=doc.state_key,
@@ -48,6 +48,10 @@ def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
     record.streams_known = bool(doc.streams)
     _set_sequence_info(record, info)
     return record
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _index(value) -> int | None:
@@ -211,7 +215,8 @@ class ScanWatcher:
                         if child_key is not None and not self._reference(record, child_key):
                             problem = f"{child_key} is this sequence or one of its parents"
                         if problem:
-                            self.sink.sequence_error(record, "bad_reference", f"{cursor.name} entry {entry_id}: {problem}")
+                            detail = f"{cursor.name} entry {entry_id}: {problem}"
+                            self.sink.sequence_error(record, "bad_reference", detail)
                     record.references[cursor.key] = since
                     if not more:
                         break
