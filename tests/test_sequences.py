@@ -129,6 +129,9 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
     reference(subscans, child)
     child.start()
     exporter.wait_value(1, "bliss_active_scans", session="s1", state="started", role="subscan")
+    running = {(("role", "sequence"), ("state", "started")): 1, (("role", "subscan"), ("state", "started")): 1}
+    wait_until(lambda: nonzero(exporter, "bliss_active_scans", "s1") == running,
+               what="active: the started sequence and its started child, nothing else")
     wait_until(lambda: exporter.value("bliss_scan_progress_ratio", session="s1", scan="5_sequence")
                == pytest.approx(2 / 3), what="the sequence's progress: 2 children seen of 3")
     seen = started_at
