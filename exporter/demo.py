@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     logs.configure(xargs.log_format, "info")
     exporter = Exporter(config_from_args(xargs))
     sim_cmd = [sys.executable, "-m", "exporter", "simulate", "--redis-url", server.url, "--scans", "0",
-               "--interval", "2", "--lima", "--mca", "--log-format", "json"]
+               "--interval", "2", "--lima", "--mca", "--sequences", "--log-format", "json"]
     for session in args.sessions.split(","):
         sim_cmd += ["--session", session]
     simulator = None

@@ -26,6 +26,10 @@ class EventSink(Protocol):
     def scan_skipped(self, key: str, reason: str, detail: str) -> None:
         """A scan could not be watched (vanished, invalid document)."""
 
+    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
+        """A scan's sequence link is wrong: `bad_group` (the child's group is no sequence),
+        `bad_reference` (an entry of the sequence's SUBSCANS stream is no scan reference)."""
+
 
 class Fanout:
     """Forwards every event to several sinks, in order."""
@@ -52,3 +56,7 @@ class Fanout:
     def scan_skipped(self, key, reason, detail):
         for sink in self.sinks:
             sink.scan_skipped(key, reason, detail)
+
+    def sequence_error(self, scan, reason, detail):
+        for sink in self.sinks:
+            sink.sequence_error(scan, reason, detail)

@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from .scan import EventType, ScanRecord
+from .scan import ROLE_SEQUENCE, EventType, ScanRecord
 
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -64,6 +64,20 @@ def event_counts(scan: ScanRecord) -> dict[str, int]:
     return {event.value: scan.counts.get(event, 0) for event in EventType}
 
 
+def sequence_fields(scan: ScanRecord) -> dict:
+    """`role`; a child's parent (`sequence`) and `index_in_sequence`; a sequence's children seen so far."""
+    fields = {"role": scan.role}
+    if scan.sequence is not None:
+        fields["sequence"] = scan.sequence
+        fields["index_in_sequence"] = scan.index_in_sequence
+        if scan.retry_nb:
+            fields["retry_nb"] = scan.retry_nb
+    if scan.role == ROLE_SEQUENCE:
+        fields["subscans"] = len(scan.subscans)
+        fields["scan_count"] = scan.scan_count
+    return fields
+
+
 class LogSink:
     """Writes scan_start / scan_end (and skips, losses) log lines."""
 
@@ -79,6 +93,7 @@ class LogSink:
             scan_type=scan.scan_type,
             title=scan.title,
             adopted=scan.adopted,
+            **sequence_fields(scan),
             key=scan.key,
         )
 
@@ -96,6 +111,7 @@ class LogSink:
             end_reason=scan.end_reason,
             points=scan.points,
             events=event_counts(scan),
+            **sequence_fields(scan),
             key=scan.key,
         )
 
@@ -107,3 +123,7 @@ class LogSink:
 
     def scan_skipped(self, key: str, reason: str, detail: str) -> None:
         self.log.warning("scan_skipped", key=key, reason=reason, detail=detail)
+
+    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
+        self.log.warning("sequence_error", session=scan.session, scan=scan.label, reason=reason, detail=detail,
+                         key=scan.key)

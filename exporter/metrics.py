@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily
 
 from . import __version__
-from .scan import ACTIVE_STATES, EventType, ScanRecord, clean_label_value
+from .scan import ACTIVE_STATES, ROLE_SEQUENCE, ROLES, EventType, ScanRecord, clean_label_value, valid_count
 from .source import STREAM_ERROR_REASONS
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
@@ -26,14 +26,18 @@ def blissdata_version() -> str:
 
 
 class BoundedLabel:
-    """Keeps a label's cardinality bounded: the first `limit` values pass, later ones become 'other'."""
+    """Keeps a label's cardinality bounded: the first `limit` values pass, later ones become 'other'.
 
-    def __init__(self, limit: int):
+    `known` values always pass (they count towards the limit from the start).
+    """
+
+    def __init__(self, limit: int, known: tuple[str, ...] = (), length: int = 64):
         self.limit = limit
-        self.values: set[str] = set()
+        self.length = length
+        self.values: set[str] = set(known)
 
     def __call__(self, value: str) -> str:
-        value = clean_label_value(value)
+        value = clean_label_value(value, self.length)
         if value in self.values:
             return value
         if len(self.values) < self.limit:
@@ -53,7 +57,8 @@ class ActiveScansCollector:
 
     def collect(self):
         by_state = GaugeMetricFamily(
-            "bliss_active_scans", "Scans not yet CLOSED, by state.", labels=["session", "state"]
+            "bliss_active_scans", "Scans not yet CLOSED, by state and role (scan, sequence, subscan).",
+            labels=["session", "state", "role"],
         )
         last_event = GaugeMetricFamily(
             "bliss_scan_last_event_timestamp_seconds",
@@ -67,15 +72,16 @@ class ActiveScansCollector:
         )
         progress = GaugeMetricFamily(
             "bliss_scan_progress_ratio",
-            "Points of the scan's first master channel over its npoints (active scans with npoints).",
+            "Points of the scan's fullest data stream over its npoints; sequences: children seen over "
+            "sequence_info.scan_count.",
             labels=["session", "scan"],
         )
-        counts = {(s, state.name.lower()): 0 for s in self.sessions_seen for state in ACTIVE_STATES}
+        counts = {(s, state.name.lower(), role): 0
+                  for s in self.sessions_seen for state in ACTIVE_STATES for role in ROLES}
         per_scan: dict[tuple[str, str], tuple[float, float, float | None]] = {}
         for record in self.active_scans():
-            counts[(record.session, record.state.name.lower())] = counts.get(
-                (record.session, record.state.name.lower()), 0
-            ) + 1
+            key = (record.session, record.state.name.lower(), record.role)
+            counts[key] = counts.get(key, 0) + 1
             if record.last_event_at is None:
                 continue
             key = (record.session, record.label)
@@ -86,8 +92,8 @@ class ActiveScansCollector:
                 if old[0] >= record.last_event_at:
                     continue
             per_scan[key] = (record.last_event_at, thr, prog)
-        for (session, state), n in sorted(counts.items()):
-            by_state.add_metric([session, state], n)
+        for (session, state, role), n in sorted(counts.items()):
+            by_state.add_metric([session, state, role], n)
         for (session, scan), (last, thr, prog) in sorted(per_scan.items()):
             last_event.add_metric([session, scan], last)
             threshold.add_metric([session, scan], thr)
@@ -100,11 +106,18 @@ class ActiveScansCollector:
 
 
 def scan_progress(record: ScanRecord) -> float | None:
-    """Fraction of npoints done, from the stream with the most points (None without npoints)."""
-    if not record.npoints or not record.streams:
+    """Fraction of npoints done, from the stream with the most points (None without npoints), in [0, 1].
+
+    A sequence's progress is its children seen over `sequence_info.scan_count` (None without it).
+    """
+    if record.role == ROLE_SEQUENCE:
+        if not valid_count(record.scan_count):
+            return None
+        return max(0.0, min(1.0, len(record.subscans) / record.scan_count))
+    if not valid_count(record.npoints) or not record.streams:
         return None
     done = max(s.points for s in record.streams.values())
-    return min(1.0, done / record.npoints)
+    return max(0.0, min(1.0, done / record.npoints))
 
 
 class ExporterMetrics:
@@ -118,11 +131,13 @@ class ExporterMetrics:
         stall_threshold: float = 600.0,
         stall_factor: float = 10.0,
         max_scan_types: int = 100,
+        max_end_reasons: int = 20,
     ):
         self.registry = registry
         self.sessions_seen: set[str] = set()
         self._types_seen: set[tuple[str, str]] = set()
         self.scan_type_label = BoundedLabel(max_scan_types)
+        self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
         self.events = Counter(
             "bliss_scan_events", "Scan events seen, by type.", ["session", "event_type"], registry=registry
         )
@@ -132,12 +147,13 @@ class ExporterMetrics:
         self.duration = Histogram(
             "bliss_scan_duration_seconds",
             "Scan duration from STARTED (or creation) to CLOSED, observed when the scan closes.",
-            ["session", "scan_type"],
+            ["session", "scan_type", "role"],
             buckets=duration_buckets,
             registry=registry,
         )
         self.ended = Counter(
-            "bliss_scans_ended", "Closed scans, by end_reason.", ["session", "scan_type", "end_reason"],
+            "bliss_scans_ended", "Closed scans, by end_reason and role (scan, sequence, subscan).",
+            ["session", "scan_type", "role", "end_reason"],
             registry=registry,
         )
         self.lost = Counter(
@@ -149,6 +165,13 @@ class ExporterMetrics:
         self.skipped = Counter(
             "bliss_exporter_scans_skipped",
             "Scans that could not be watched, by reason (vanished, invalid).",
+            ["reason"],
+            registry=registry,
+        )
+        self.sequence_errors = Counter(
+            "bliss_exporter_sequence_errors",
+            "Wrong sequence links, by reason: bad_group (a child's group is no scan sequence), "
+            "bad_reference (a SUBSCANS entry is no scan reference).",
             ["reason"],
             registry=registry,
         )
@@ -175,6 +198,8 @@ class ExporterMetrics:
         self.build_info.labels(__version__, blissdata_version()).set(1)
         for reason in ("vanished", "invalid"):
             self.skipped.labels(reason)
+        for reason in ("bad_group", "bad_reference"):
+            self.sequence_errors.labels(reason)
         for watcher in ("startup", "session_watcher", "scan_watcher", "health"):
             self.watcher_errors.labels(watcher)
         for reason in STREAM_ERROR_REASONS:
@@ -194,9 +219,10 @@ class ExporterMetrics:
         """Series exist at 0 before the first scan ends, so increase() sees that first scan too."""
         if (session, scan_type) not in self._types_seen:
             self._types_seen.add((session, scan_type))
-            for reason in END_REASONS:
-                self.ended.labels(session, scan_type, reason)
-            self.duration.labels(session, scan_type)
+            for role in ROLES:
+                for reason in END_REASONS:
+                    self.ended.labels(session, scan_type, role, reason)
+                self.duration.labels(session, scan_type, role)
 
     # -- EventSink ------------------------------------------------------------------------------
     def scan_discovered(self, scan: ScanRecord) -> None:
@@ -212,13 +238,16 @@ class ExporterMetrics:
 
     def scan_ended(self, scan: ScanRecord) -> None:
         scan_type = self.scan_type_label(scan.scan_type)
-        reason = clean_label_value(scan.end_reason or "UNKNOWN", 32)
-        self.ended.labels(scan.session, scan_type, reason).inc()
+        reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
+        self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
         if scan.duration is not None:
-            self.duration.labels(scan.session, scan_type).observe(scan.duration)
+            self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
 
     def scan_lost(self, scan: ScanRecord, reason: str) -> None:
         self.lost.labels(scan.session).inc()
 
     def scan_skipped(self, key: str, reason: str, detail: str) -> None:
         self.skipped.labels(reason).inc()
+
+    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
+        self.sequence_errors.labels(reason).inc()

@@ -45,6 +45,10 @@ STATE_EVENTS = {
 
 ACTIVE_STATES = (State.CREATED, State.PREPARED, State.STARTED, State.STOPPED)
 
+#: `role` label: a plain scan, a scan sequence (scan.info is_scan_sequence) or a child of a sequence.
+ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN = "scan", "sequence", "subscan"
+ROLES = (ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN)
+
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")
 
 
@@ -64,6 +68,11 @@ def scan_uris(info: dict) -> list[str]:
     return [f"{filename}::/{scan_nb}.{i}" for i in range(1, max(masters, 1) + 1)]
 
 
+def valid_count(value: object) -> bool:
+    """An integer count above 0 (`npoints`, `scan_count`): not a bool, float, string or negative number."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def clean_label_value(value: object, limit: int = 64) -> str:
     """A short label value without control characters or oddities."""
     text = _LABEL_UNSAFE.sub("_", str(value)).strip("_")
@@ -81,6 +90,8 @@ class StreamCursor:
     points: int = 0
     sealed: bool = False
     observed: bool = False  # stats read at least once
+    reference: bool = False  # a sequence's SUBSCANS stream (scan_sequence plugin): entries, never points
+    references_read: int = 0  # entries counted when its references were last read
 
 
 @dataclass
@@ -109,6 +120,17 @@ class ScanRecord:
     streams_known: bool = False
     counts: Counter = field(default_factory=Counter)
     pending_end: int = 0  # CLOSED entries read, counted as end_scan when the scan's end is emitted
+    # -- scan sequences ---------------------------------------------------------------------
+    role: str = ROLE_SCAN
+    group: str | None = None  # scan.info `group`: the parent sequence's key, as the child claims it
+    parent: "ScanRecord | None" = field(default=None, repr=False, compare=False)  # the watched parent sequence
+    sequence: str | None = None  # the parent's label (`5_sequence`) once the scan is known to be a child
+    index_in_sequence: int | None = None
+    retry_nb: int | None = None
+    scan_count: int | None = None  # sequences: sequence_info.scan_count, the children expected
+    subscans: set = field(default_factory=set)  # sequences: keys of the children seen (group or reference)
+    running: dict = field(default_factory=dict, repr=False, compare=False)  # sequences: watched children not yet closed
+    references: dict | None = None  # sequences: SUBSCANS stream key -> last entry id read (None: not looked up)
 
     @property
     def label(self) -> str:
@@ -127,10 +149,19 @@ class ScanRecord:
         return max(0.0, self.closed_at - begin)
 
     def touch(self, when: float) -> None:
+        """Activity at `when`; a child's activity is its parent sequence's too."""
         if self.last_event_at is None or when > self.last_event_at:
             self.last_event_at = when
+        if self.parent is not None:
+            self.parent.touch(when)
 
     def stall_threshold(self, default: float, factor: float) -> float:
-        """Idle time after which the scan counts as stalled: never less than `factor` point times."""
+        """Idle time after which the scan counts as stalled: never less than `factor` point times.
+
+        A sequence waits for its running children: its threshold is at least each of theirs.
+        """
         per_point = (self.count_time or 0.0) * factor
-        return max(default, per_point)
+        own = max(default, per_point)
+        for child in list(self.running.values()):
+            own = max(own, child.stall_threshold(default, factor))
+        return own

@@ -4,6 +4,12 @@ Scans carry BLISS's scan.info keys (type, title, npoints, count_time, filename, 
 acquisition_chain, start_time; end_reason at close), a timer, motor positions and counters,
 optionally a lima and a 1D (MCA) stream. Failed and aborted scans go to CLOSED without STOPPED,
 as BLISS does. Each published scan returns its truth: the events a correct watcher must count.
+
+Scan sequences are published as BLISS 2.4's ScanSequence does (bliss/scanning/scan_sequence.py): the
+parent (`is_scan_sequence`, `sequence_info.scan_count`, no `type`) is created, prepared and started with
+one `SUBSCANS` stream (blissdata's ScanStream definition); each child carries `group` (the parent's key)
+and `index_in_sequence`, and its reference `{"key", "scan_number"}` is written when it is prepared; a
+failed or aborted child ends the sequence the same way; the parent closes last.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class ScanSpec:
     end_reason: str = "SUCCESS"  # SUCCESS, FAILURE, USER_ABORT
     fail_after: int | None = None  # points published before a FAILURE / USER_ABORT
     point_delay: float | None = None  # seconds between sends; default count_time
+    group: str | None = None  # scan.info group: the parent sequence's scan key
+    index_in_sequence: int | None = None
 
 
 @dataclass
@@ -91,6 +99,8 @@ def scan_info(spec: ScanSpec) -> dict:
         "publisher": "bliss-exporter-simulator",
         "acquisition_chain": chain,
         "start_time": datetime.now(timezone.utc).isoformat(),
+        **({"group": spec.group} if spec.group is not None else {}),
+        **({"index_in_sequence": spec.index_in_sequence} if spec.index_in_sequence is not None else {}),
     }
 
 
@@ -102,8 +112,11 @@ def open_data_store(url: str):
     return DataStore(normalize_redis_url(url))
 
 
-def publish_scan(data_store, spec: ScanSpec, pause=time.sleep) -> Truth:
-    """Publish one scan from creation to close; return what a watcher must count for it."""
+def publish_scan(data_store, spec: ScanSpec, pause=time.sleep, on_prepared=None) -> Truth:
+    """Publish one scan from creation to close; return what a watcher must count for it.
+
+    `on_prepared(scan)` is called once the scan is PREPARED (a sequence writes its reference then).
+    """
     from blissdata.streams.default import Stream
     from blissdata.streams.lima.stream import LimaStream
 
@@ -129,6 +142,8 @@ def publish_scan(data_store, spec: ScanSpec, pause=time.sleep) -> Truth:
     truth.events["new_node"] = 1 + n_streams
     scan.prepare()
     truth.events["prepared_scan"] += 1
+    if on_prepared is not None:
+        on_prepared(scan)
     scan.start()
     truth.events["start_scan"] += 1
 
@@ -195,3 +210,100 @@ def random_spec(rng: random.Random, session: str, number: int, failure_rate: flo
         batch=rng.choice((1, 1, 5)), filename=filename, lima=lima and scan_type != "ct", mca=mca,
         end_reason=end_reason, fail_after=fail_after, point_delay=count_time / speed if speed > 0 else 0,
     )
+
+
+@dataclass
+class SequenceSpec:
+    """What one simulated ScanSequence looks like: its children run one after the other."""
+
+    session: str = "demo_session"
+    number: int = 1
+    title: str = "sequence_of_scans"
+    children: list = field(default_factory=list)  # ScanSpec of each child (numbers follow the parent's)
+    scan_count: int | None = None  # sequence_info.scan_count; default: the number of children
+    grouped: bool = True  # False: old-style Sequence.add() of running scans, linked by references only
+
+
+def sequence_info(spec: SequenceSpec) -> dict:
+    """scan.info of a ScanSequence as BLISS 2.4.0 writes it (05_sequence_sequence_SUCCESS.json)."""
+    scan_count = spec.scan_count if spec.scan_count is not None else len(spec.children)
+    return {
+        "title": spec.title,
+        "is_scan_sequence": True,
+        "sequence_info": {"scan_count": scan_count},
+        "channels": {"SUBSCANS": {"group": "subscans", "device": "GroupingMaster", "display_name": "SUBSCANS",
+                                  "dim": 0}},
+        "acquisition_chain": {"GroupingMaster": {"master": {"scalars": ["SUBSCANS"], "spectra": [], "images": []},
+                                                 "scalars": [], "spectra": [], "images": []}},
+        "session_name": spec.session,
+        "user_name": "opid00",
+        "save": True,
+        "data_policy": "None",
+        "publisher": "bliss-exporter-simulator",
+        "scan_nb": spec.number,
+        "name": f"{spec.number}_sequence",
+        "filename": None,
+        "start_time": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def open_sequence(data_store, spec: SequenceSpec):
+    """Create, prepare and start a sequence with its SUBSCANS stream: (scan, SUBSCANS stream)."""
+    from blissdata.streams.scan_sequence.stream import ScanStream
+
+    identity = {"name": "sequence", "number": spec.number, "data_policy": "None", "session": spec.session}
+    scan = data_store.create_scan(identity, info=sequence_info(spec))
+    subscans = scan.create_stream(ScanStream.make_definition("SUBSCANS"))
+    scan.prepare()
+    scan.start()
+    return scan, subscans
+
+
+def reference(subscans, child) -> None:
+    """The parent's reference to a child, as BLISS's GroupingMaster emits it."""
+    subscans.send({"key": child.key, "scan_number": int(child.info["scan_nb"])})
+
+
+def close_sequence(scan, subscans, end_reason: str = "SUCCESS") -> None:
+    """End a sequence after its children: STOPPED only on SUCCESS, then CLOSED with its end_reason."""
+    subscans.join()
+    if end_reason == "SUCCESS":
+        scan.stop()
+    scan.info["end_reason"] = end_reason
+    scan.info["end_time"] = datetime.now(timezone.utc).isoformat()
+    scan.close()
+
+
+def publish_sequence(data_store, spec: SequenceSpec, pause=time.sleep) -> Truth:
+    """Publish a sequence and its children; the truth of all (the parent's references are entries, not points).
+
+    A child that does not end in SUCCESS ends the sequence with its end_reason (the later children
+    are not run), as BLISS's ScanSequence does when its runner raises.
+    """
+    parent, subscans = open_sequence(data_store, spec)
+    truth = Truth(scans=1)
+    truth.events.update({"new_node": 2, "prepared_scan": 1, "start_scan": 1})
+    end_reason = "SUCCESS"
+    for index, child in enumerate(spec.children):
+        child.session = spec.session
+        child.group = parent.key if spec.grouped else None
+        child.index_in_sequence = index
+        truth.add(publish_scan(data_store, child, pause, on_prepared=lambda scan: reference(subscans, scan)))
+        truth.events["new_data"] += 1  # the reference
+        if child.end_reason != "SUCCESS":
+            end_reason = child.end_reason
+            break
+    close_sequence(parent, subscans, end_reason)
+    truth.events["stop_scan"] += end_reason == "SUCCESS"
+    truth.events["end_scan"] += 1
+    truth.ended[end_reason] += 1
+    return truth
+
+
+def random_sequence(rng: random.Random, session: str, number: int, failure_rate: float, abort_rate: float,
+                    lima: bool, mca: bool, speed: float) -> SequenceSpec:
+    """A sequence of 2 or 3 plausible scans, numbered after the parent."""
+    n = rng.choice((2, 3))
+    children = [random_spec(rng, session, number + 1 + i, failure_rate, abort_rate, lima, mca, speed)
+                for i in range(n)]
+    return SequenceSpec(session=session, number=number, title=f"sequence_of_{n}_scans", children=children)

@@ -454,6 +454,25 @@ class DataStoreSource:
             out[key] = "vanished" if _deleted(ttl) else None if state_exists else "state stream vanished"
         return out
 
+    # -- scan sequences ---------------------------------------------------------------------
+    def reference_streams(self, key: str) -> list[str]:
+        """Keys of a scan's `scan_sequence` plugin streams (a sequence's SUBSCANS); [] if none or gone."""
+        try:
+            found = self._json.get(key, "$.data_streams")
+        except redis.ResponseError:
+            return []
+        return scan_sequence_streams(found[0] if found else {})
+
+    def read_references(self, stream_key: str, since: str, count: int = 1000):
+        """SUBSCANS entries after `since`, seal excluded: ([(entry id, child scan key or None, problem)], more).
+
+        Each entry is blissdata's JSON encoding of `{"key": <child scan key>, "scan_number": n}`;
+        an entry that is not such JSON gives (id, None, what is wrong with it). `more`: `count` were read.
+        """
+        raw = self.redis.xrange(stream_key, min="(" + since, count=count)
+        out = [(entry_id.decode(), *parse_reference(fields)) for entry_id, fields in raw if entry_id != SEAL_ID]
+        return out, len(raw) == count
+
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
         pipe = self.redis.pipeline(transaction=False)
@@ -669,3 +688,28 @@ def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ScanInvalid(f"{key}: data_streams: {type(exc).__name__}: {exc}") from None
+
+
+def scan_sequence_streams(models: object) -> list[str]:
+    """Redis keys of the data stream models whose info names blissdata's `scan_sequence` plugin."""
+    keys = []
+    for model in (models.values() if isinstance(models, dict) else ()):
+        info = model.get("info") if isinstance(model, dict) else None
+        if isinstance(info, dict) and info.get("plugin") == "scan_sequence" and model.get("pk"):
+            keys.append("esrf:stream:" + str(model["pk"]))
+    return keys
+
+
+def parse_reference(fields: dict) -> tuple[str | None, str]:
+    """(child scan key, "") of one SUBSCANS entry, or (None, the problem)."""
+    payload = fields.get(b"payload")
+    if payload is None:
+        return None, "no payload field"
+    try:
+        ref = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"payload is not JSON: {exc}"
+    key = ref.get("key") if isinstance(ref, dict) else None
+    if not isinstance(key, str) or not key.startswith(SCAN_PREFIX):
+        return None, f"payload has no scan key: {payload[:200]!r}"
+    return key, ""

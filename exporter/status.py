@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from . import __version__
 from .metrics import scan_progress
-from .scan import ScanRecord
+from .scan import ROLE_SEQUENCE, ScanRecord
 
 #: Ended scans kept for the page.
 RECENT_LIMIT = 50
@@ -34,6 +34,8 @@ class EndedScan:
     points: int
     uris: tuple[str, ...]
     ended_at: float
+    role: str = "scan"
+    sequence: str | None = None  # a child's parent sequence (label)
 
 
 class RecentScans:
@@ -59,6 +61,8 @@ class RecentScans:
             points=scan.points,
             uris=tuple(scan.uris),
             ended_at=ended_at if ended_at is not None else self.clock(),
+            role=scan.role,
+            sequence=scan.sequence,
         ))
 
     # -- EventSink ------------------------------------------------------------------------------
@@ -77,6 +81,9 @@ class RecentScans:
     def scan_skipped(self, key: str, reason: str, detail: str) -> None:
         pass
 
+    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class ActiveRow:
@@ -85,6 +92,7 @@ class ActiveRow:
     ratio: float | None
     idle: float | None
     threshold: float
+    depth: int = 0  # 1 for a child shown under its running sequence, 2 for a grandchild...
 
     @property
     def stalled(self) -> bool:
@@ -110,12 +118,15 @@ class StatusPage:
         watcher = self.exporter.scan_watcher
         rows = []
         for record in list(watcher.active.values()) if watcher is not None else []:
-            done = max((s.points for s in record.streams.values()), default=0)
+            if record.role == ROLE_SEQUENCE:
+                done = len(record.subscans)
+            else:
+                done = max((s.points for s in record.streams.values() if not s.reference), default=0)
             idle = max(0.0, now - record.last_event_at) if record.last_event_at is not None else None
             threshold = record.stall_threshold(config.stall_threshold, config.stall_factor)
             rows.append(ActiveRow(record, done, scan_progress(record), idle, threshold))
         rows.sort(key=lambda r: (not r.stalled, r.record.session, r.record.number or 0, r.record.label))
-        return rows
+        return nest(rows)
 
     def __call__(self, telemetry_path: str) -> str:
         now = self.clock()
@@ -191,6 +202,20 @@ class StatusPage:
         return (head + "<table id='sessions'><thead><tr><th>Session</th><th>Active</th><th>States</th>"
                 "<th>Stalled</th><th>Last ended</th></tr></thead><tbody>" + "".join(body) + "</tbody></table></section>")
 
+    @staticmethod
+    def _progress(row: ActiveRow) -> str:
+        r = row.record
+        if r.role == ROLE_SEQUENCE:
+            total = f" / {r.scan_count}" if r.scan_count else ""
+            bar = (f"<div class='bar'><span style='width:{100.0 * (row.ratio or 0.0):.1f}%'></span></div>"
+                   if row.ratio is not None else "")
+            return f"{bar}<span class='progress'>{row.done}{total}</span> <small>subscans</small>"
+        if r.npoints:
+            pct = 100.0 * (row.ratio or 0.0)
+            return (f"<div class='bar'><span style='width:{pct:.1f}%'></span></div>"
+                    f"<span class='progress'>{row.done} / {r.npoints}</span> <small>{pct:.0f}%</small>")
+        return f"<span class='progress'>{row.done}</span> <small>points</small>"
+
     def _active(self, rows: list[ActiveRow]) -> str:
         head = "<section><h2>Active scans</h2>"
         if not rows:
@@ -198,19 +223,18 @@ class StatusPage:
         body = []
         for row in rows:
             r = row.record
-            if r.npoints:
-                pct = 100.0 * (row.ratio or 0.0)
-                progress = (f"<div class='bar'><span style='width:{pct:.1f}%'></span></div>"
-                            f"<span class='progress'>{row.done} / {r.npoints}</span> <small>{pct:.0f}%</small>")
-            else:
-                progress = f"<span class='progress'>{row.done}</span> <small>points</small>"
+            progress = self._progress(row)
             idle = seconds(row.idle) if row.idle is not None else "—"
             marker = " <span class='badge bad stall'>STALLED</span>" if row.stalled else ""
+            classes = "scan" + (" stalled" if row.stalled else "") + (f" {r.role}" if r.role != "scan" else "")
+            parent = f" data-parent='{e(r.sequence)}'" if r.sequence is not None else ""
+            indent = f" style='padding-left:{10 + 22 * row.depth}px'" if row.depth else ""
             body.append(
-                f"<tr class='scan{' stalled' if row.stalled else ''}' data-scan='{e(r.label)}' "
-                f"data-session='{e(r.session)}'>"
+                f"<tr class='{classes}' data-scan='{e(r.label)}' data-session='{e(r.session)}' "
+                f"data-role='{e(r.role)}'{parent}>"
                 f"<td>{e(r.session)}</td>"
-                f"<td class='label'>{e(r.label)}<br><small>{e(r.title)}</small></td>"
+                f"<td class='label'{indent}>{'↳ ' if row.depth else ''}{e(r.label)}{role_badge(r.role, r.sequence)}"
+                f"<br><small>{e(r.title)}</small></td>"
                 f"<td><span class='state'>{e(r.state.name)}</span></td>"
                 f"<td class='progress'>{progress}</td>"
                 f"<td class='idle'>{e(idle)} <small>/ {e(seconds(row.threshold))}</small>{marker}</td>"
@@ -227,10 +251,12 @@ class StatusPage:
         body = []
         for s in recent:
             duration = seconds(s.duration) if s.duration is not None else "—"
+            parent = f" data-parent='{e(s.sequence)}'" if s.sequence is not None else ""
             body.append(
-                f"<tr class='ended' data-scan='{e(s.label)}' data-session='{e(s.session)}'>"
+                f"<tr class='ended' data-scan='{e(s.label)}' data-session='{e(s.session)}' data-role='{e(s.role)}'"
+                f"{parent}>"
                 f"<td>{e(utc(s.ended_at))}<br><small>{e(seconds(max(0.0, now - s.ended_at)))} ago</small></td>"
-                f"<td>{e(s.session)}</td><td class='label'>{e(s.label)}</td>"
+                f"<td>{e(s.session)}</td><td class='label'>{e(s.label)}{role_badge(s.role, s.sequence)}</td>"
                 f"<td><span class='reason {reason_class(s.end_reason)}'>{e(s.end_reason)}</span></td>"
                 f"<td class='num duration'>{e(duration)}</td><td class='num'>{s.points}</td>"
                 f"<td>{uri_list(s.uris)}</td></tr>"
@@ -238,6 +264,41 @@ class StatusPage:
         return (head + "<table id='recent'><thead><tr><th>Ended</th><th>Session</th><th>Scan</th>"
                 "<th>End reason</th><th>Duration</th><th>Points</th><th>URIs</th></tr></thead><tbody>"
                 + "".join(body) + "</tbody></table></section>")
+
+
+def nest(rows: list[ActiveRow]) -> list[ActiveRow]:
+    """Rows in display order, each running child right under its running sequence (depth + 1)."""
+    children: dict[int, list[ActiveRow]] = {}
+    shown = {id(r.record) for r in rows}
+    top = []
+    for row in rows:
+        parent = row.record.parent
+        if parent is not None and id(parent) in shown:
+            children.setdefault(id(parent), []).append(row)
+        else:
+            top.append(row)
+    out: list[ActiveRow] = []
+
+    def add(row: ActiveRow, depth: int) -> None:
+        out.append(ActiveRow(row.record, row.done, row.ratio, row.idle, row.threshold, depth))
+        mine = sorted(children.get(id(row.record), []),
+                      key=lambda r: (r.record.index_in_sequence is None, r.record.index_in_sequence or 0,
+                                     r.record.number or 0, r.record.label))
+        for child in mine:
+            add(child, depth + 1)
+
+    for row in top:
+        add(row, 0)
+    return out
+
+
+def role_badge(role: str, sequence: str | None) -> str:
+    """`sequence` for a sequence, `in 5_sequence` for a child of one; nothing for a plain scan."""
+    if role == ROLE_SEQUENCE:
+        return " <span class='role'>sequence</span>"
+    if sequence is not None:
+        return f" <small class='role'>in {e(sequence)}</small>"
+    return ""
 
 
 def e(value) -> str:
@@ -304,5 +365,7 @@ border-radius:4px}
 overflow:hidden;vertical-align:middle}.bar span{display:block;height:100%;background:#2f7dd1}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 code.uri{display:block;overflow-wrap:anywhere}
+.role{font-weight:normal;font-size:11px;color:#4a5561;background:#eef1f4;border-radius:4px;padding:0 5px}
+small.role{background:none;padding:0}
 footer{margin-top:20px;color:#6b7785;font-size:12px}
 """

@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.redis_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Metrics with a `role` label (scan, sequence, subscan): ExporterProcess.value() defaults it to "scan".
+ROLE_LABELLED = ("bliss_scans_ended_total", "bliss_scan_duration_seconds", "bliss_active_scans")
 
 
 def parse_metrics(text: str) -> dict:
@@ -101,6 +103,9 @@ class ExporterProcess:
         return parse_metrics(self.metrics_text())
 
     def value(self, name: str, **labels) -> float | None:
+        """The sample with exactly these labels; `role` defaults to "scan" on the role-labelled metrics."""
+        if name.startswith(ROLE_LABELLED) and "role" not in labels:
+            labels["role"] = "scan"
         return self.metrics().get((name, frozenset(labels.items())))
 
     def wait_value(self, expected: float, name: str, timeout: float = 20.0, **labels) -> None:

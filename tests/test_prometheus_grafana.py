@@ -54,6 +54,7 @@ EXPORTER_METRICS = {
     "bliss_scan_last_event_timestamp_seconds", "bliss_scan_stall_threshold_seconds", "bliss_scan_progress_ratio",
     "bliss_datastore_up", "bliss_exporter_build_info", "bliss_exporter_scans_skipped_total",
     "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total", "bliss_exporter_stream_errors_total",
+    "bliss_exporter_sequence_errors_total",
 }
 PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
@@ -360,12 +361,12 @@ def start_prometheus(tmp_path):
 
 @pytest.fixture
 def simulator(redis_server, tmp_path):
-    """`bliss-exporter simulate` publishing quick scans forever (30 % FAILURE, 10 % USER_ABORT)."""
+    """`bliss-exporter simulate` publishing quick scans and sequences forever (30 % FAILURE, 10 % USER_ABORT)."""
     log = tmp_path / "simulator.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "simulate", "--redis-url", redis_server.url, "--session", "sim_session",
          "--scans", "0", "--interval", "0.3", "--speed", "5", "--failure-rate", "0.3", "--abort-rate", "0.1",
-         "--seed", "7", "--log-format", "json"],
+         "--seed", "7", "--sequences", "--log-format", "json"],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
     yield proc
     if proc.poll() is None:
@@ -513,7 +514,12 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     down = prom.alerts("BlissExporterDown")
     assert [(a["labels"].get("instance"), a["state"]) for a in down] == [(dead_target, "pending")]
     assert prom.alerts("BlissDatastoreDown") == []
-    assert prom.alerts("BlissScanStalled", session="sim_session") == [], "scans that publish are not stalled"
+    # the simulator publishes scan sequences too (--sequences; with seed 7 its second item is one)
+    wait_until(lambda: prom.query('sum(bliss_scans_ended_total{session="sim_session", role="sequence"}) > 0')
+               and prom.query('sum(bliss_scans_ended_total{session="sim_session", role="subscan"}) > 0'),
+               40, 0.5, "a simulated sequence and its subscans counted in Prometheus")
+    assert prom.alerts("BlissScanStalled", session="sim_session") == [], \
+        "scans and sequences that publish (themselves or through their children) are not stalled"
 
     # The scan ends: its series disappear, the alert resolves.
     scan.stop()

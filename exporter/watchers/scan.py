@@ -18,7 +18,10 @@ from gevent.event import Event
 from redis import ResponseError
 
 from ..events import EventSink
-from ..scan import STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_uris, stream_id_time
+from ..scan import (
+    ROLE_SEQUENCE, ROLE_SUBSCAN, STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_label,
+    scan_uris, stream_id_time, valid_count,
+)
 from ..source import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
 
 
@@ -35,15 +38,37 @@ def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
         number=doc.number,
         scan_type=str(scan_type),
         uris=scan_uris(info),
-        npoints=npoints if isinstance(npoints, int) else None,
-        count_time=float(count_time) if isinstance(count_time, (int, float)) else None,
+        npoints=npoints if valid_count(npoints) else None,
+        count_time=float(count_time) if _is_number(count_time) else None,
         title=str(info.get("title") or ""),
         adopted=adopted,
         state_key=doc.state_key,
     )
     _set_streams(record, doc.streams)
     record.streams_known = bool(doc.streams)
+    _set_sequence_info(record, info)
     return record
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _index(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _set_sequence_info(record: ScanRecord, info: dict) -> None:
+    """What scan.info says of sequences (BLISS 2.4: ScanSequence, Sequence, ScanInfo.set_scan_index)."""
+    if info.get("is_scan_sequence") is True:
+        record.role = ROLE_SEQUENCE
+        sequence_info = info.get("sequence_info")
+        scan_count = sequence_info.get("scan_count") if isinstance(sequence_info, dict) else None
+        record.scan_count = scan_count if valid_count(scan_count) else None
+    group = info.get("group")
+    record.group = None if group is None or group == "" else str(group)
+    record.index_in_sequence = _index(info.get("index_in_sequence"))
+    record.retry_nb = _index(info.get("retry_nb"))
 
 
 def _set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
@@ -75,6 +100,8 @@ class ScanWatcher:
         self._ended_limit = 10000  # far more than the history holds (~2048): enough to drop duplicates
         self._wakeup = Event()
         self._last_liveness = 0.0
+        self._claimed: dict[str, str] = {}  # child key -> parent key, referenced before the child is watched
+        self.references_batch = 1000
 
     # -- fed by the session watcher -----------------------------------------------------------
     def is_known(self, key: str) -> bool:
@@ -85,13 +112,127 @@ class ScanWatcher:
         if self.is_known(doc.key):
             return None
         record = record_from_document(doc, adopted)
+        link_error = self._find_parent(record)  # may read the data store: before the scan is counted
         self.active[record.key] = record
         self._by_state_key[record.state_key] = record
+        if record.role == ROLE_SEQUENCE:
+            for child in list(self.active.values()):  # children adopted before their parent
+                if child.group == record.key and child.parent is None:
+                    self._link(child, record)
         self.sink.scan_discovered(record)
+        if link_error:
+            self.sink.sequence_error(record, "bad_group", link_error)
         # the scan itself, plus its data streams when the document already lists them (PREPARED or later)
         self._count(record, Counter({EventType.NEW_NODE: 1 + len(record.streams)}), 0)
         self._wakeup.set()
         return record
+
+    # -- scan sequences -------------------------------------------------------------------------
+    def _find_parent(self, record: ScanRecord) -> str | None:
+        """Link a new scan to its parent sequence; the problem if its `group` names no sequence.
+
+        A child names its parent in scan.info `group` (BLISS sets it before the child is created); a
+        scan added to an old-style `Sequence` while already running has no `group`: the parent's
+        SUBSCANS reference links it (maybe before it is watched: `_claimed`). A `group` that names a
+        missing scan or a scan that is not a sequence is reported, and the scan stays a plain scan.
+        """
+        problem = self._group_parent(record) if record.group is not None else None
+        parent_key = self._claimed.pop(record.key, None)
+        if record.parent is None and parent_key in self.active:
+            self._link(record, self.active[parent_key])
+        return problem
+
+    def _group_parent(self, record: ScanRecord) -> str | None:
+        parent = self.active.get(record.group)
+        if parent is not None:
+            if parent.role != ROLE_SEQUENCE:
+                return f"group {record.group} is {parent.label}, not a scan sequence"
+            self._link(record, parent)
+            return None
+        try:
+            doc = self.source.load_scan(record.group, deleted_ok=True)
+        except ScanGone:
+            return f"group {record.group}: no such scan"
+        except ScanInvalid as exc:
+            return f"group {record.group}: {exc}"
+        label = scan_label(doc.number, doc.name)
+        if doc.info.get("is_scan_sequence") is not True:
+            return f"group {record.group} is {label}, not a scan sequence"
+        # a sequence not watched: not yet (adopted after its child) or no more (closed)
+        if record.role != ROLE_SEQUENCE:
+            record.role = ROLE_SUBSCAN
+        record.sequence = label
+        return None
+
+    def _link(self, child: ScanRecord, parent: ScanRecord) -> bool:
+        """`child` runs in the sequence `parent`: its activity keeps the parent's last event fresh.
+
+        Refused (False) if that would make a cycle (a sequence referencing itself or its ancestor).
+        """
+        if child.parent is parent:
+            return True
+        ancestor = parent
+        while ancestor is not None:
+            if ancestor is child:
+                return False
+            ancestor = ancestor.parent
+        if child.parent is not None:
+            child.parent.running.pop(child.key, None)
+        child.parent = parent
+        child.sequence = parent.label
+        if child.role != ROLE_SEQUENCE:  # a sequence inside a sequence stays a sequence
+            child.role = ROLE_SUBSCAN
+        parent.subscans.add(child.key)
+        parent.running[child.key] = child
+        if child.last_event_at is not None:
+            parent.touch(child.last_event_at)
+        return True
+
+    def _find_references(self, record: ScanRecord) -> None:
+        """Which of a sequence's data streams hold references to its children (SUBSCANS)."""
+        keys = set(self.source.reference_streams(record.key))
+        record.references = {}
+        for cursor in record.streams.values():
+            if cursor.key in keys:
+                cursor.reference = True
+                cursor.points = 0
+                record.references[cursor.key] = "0-0"
+
+    def _read_references(self, records: list[ScanRecord]) -> None:
+        """Read the new SUBSCANS entries of sequences whose reference stream grew."""
+        for record in records:
+            if not record.references:
+                continue
+            for cursor in record.streams.values():
+                if not cursor.reference or cursor.entries == cursor.references_read:
+                    continue
+                entries = cursor.entries
+                since = record.references[cursor.key]
+                while True:
+                    refs, more = self.source.read_references(cursor.key, since, self.references_batch)
+                    for entry_id, child_key, problem in refs:
+                        since = entry_id
+                        if child_key is not None and not self._reference(record, child_key):
+                            problem = f"{child_key} is this sequence or one of its parents"
+                        if problem:
+                            detail = f"{cursor.name} entry {entry_id}: {problem}"
+                            self.sink.sequence_error(record, "bad_reference", detail)
+                    record.references[cursor.key] = since
+                    if not more:
+                        break
+                cursor.references_read = entries
+
+    def _reference(self, parent: ScanRecord, child_key: str) -> bool:
+        """A SUBSCANS reference of `parent` to `child_key`; False if it cannot be one of its children."""
+        if child_key == parent.key:
+            return False
+        child = self.active.get(child_key)
+        if child is not None and child.parent is None and not self._link(child, parent):
+            return False
+        parent.subscans.add(child_key)
+        if child is None and not self.is_known(child_key):
+            self._claimed[child_key] = parent.key
+        return True
 
     # -- the greenlet -------------------------------------------------------------------------
     def run(self) -> None:
@@ -147,6 +288,8 @@ class ScanWatcher:
         for record in list(self.active.values()):
             if record.state >= State.PREPARED and not record.streams_known:
                 self._learn_streams(record)
+            if record.role == ROLE_SEQUENCE and record.references is None and record.streams_known:
+                self._find_references(record)
             if record.state is State.CLOSED:
                 self._close(record)
 
@@ -199,6 +342,7 @@ class ScanWatcher:
         wanted = self._unsealed(records)
         if wanted:
             self._apply_stats(records, self.source.stream_stats(wanted))
+        self._read_references(records)
 
     def _apply_stats(self, records: list[ScanRecord], stats: dict) -> None:
         now = self.clock()
@@ -209,7 +353,7 @@ class ScanWatcher:
                 if st is None:
                     continue
                 d_entries = max(0, st.entries - cursor.entries)
-                d_points = max(0, st.points - cursor.points)
+                d_points = 0 if cursor.reference else max(0, st.points - cursor.points)
                 cursor.entries += d_entries
                 cursor.points += d_points
                 cursor.sealed = st.sealed
@@ -227,6 +371,7 @@ class ScanWatcher:
         # streams are sealed before CLOSED: these counts are final
         stats, reason, exists = self.source.closing_snapshot(record.key, self._unsealed([record]))
         self._apply_stats([record], stats)
+        self._read_references([record])
         if not exists:
             reason = "DELETION"  # only a deletion makes a closed scan's document disappear
         record.end_reason = reason or "UNKNOWN"
@@ -247,6 +392,14 @@ class ScanWatcher:
                 self.sink.scan_lost(record, reason)
 
     def _forget(self, record: ScanRecord) -> None:
+        if record.parent is not None:
+            record.parent.running.pop(record.key, None)
+        for child in record.running.values():  # children outliving their sequence
+            child.parent = None
+        record.running.clear()
+        for key in record.subscans:
+            if self._claimed.get(key) == record.key:
+                del self._claimed[key]
         self.active.pop(record.key, None)
         self._by_state_key.pop(record.state_key, None)
         self._ended[record.key] = True
