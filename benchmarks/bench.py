@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from exporter.redis_stack import RedisStackServer, free_port  # noqa: E402
+from exporter.devtools.redis_stack import RedisStackServer, free_port  # noqa: E402
 
 EVENT_TYPES = ("new_node", "prepared_scan", "start_scan", "new_data", "stop_scan", "end_scan")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -651,7 +651,7 @@ def report(r: dict, args) -> bool:
         out("")
     mem = r.get("memory")
     if mem:
-        growth = (mem["rss_after"] - mem["rss_before"]) / 2**20
+        (mem["rss_after"] - mem["rss_before"]) / 2**20
         out(f"B. Memory and bounded resources: {mem['scans']} short scans in steps of {mem['step']} "
             f"({mem['scans'] / mem['publisher_wall']:.0f} scans/s while publishing, publishers "
             f"{mem['publisher_cpu']:.1f} s CPU); exporter {mem['exporter_cpu']:.2f} s CPU "

@@ -32,7 +32,7 @@ import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
-from exporter.simulator import Truth, open_data_store  # noqa: E402
+from exporter.devtools.simulator import Truth, open_data_store  # noqa: E402
 
 
 def say(*words) -> None:

@@ -34,12 +34,11 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.event import Event  # noqa: E402
-
 from blissdata.exceptions import EndOfStream  # noqa: E402
 from blissdata.redis_engine.scan import ScanState  # noqa: E402
 from blissdata.redis_engine.store import DataStore  # noqa: E402
 from blissdata.streams.base import CursorGroup  # noqa: E402
+from gevent.event import Event  # noqa: E402
 
 STATE_EVENTS = {
     ScanState.PREPARED: "prepared_scan",

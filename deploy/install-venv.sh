@@ -60,6 +60,6 @@ pip install -r "$venv/requirements.txt"
 # 3. the exporter itself
 pip install --no-deps "$src"
 # what the exporter (and `simulate`) import must all be there
-"$vpython" -c "import exporter.app, exporter.cli, exporter.status, exporter.webconfig, blissdata.beacon.data, \
+"$vpython" -c "import exporter.app, exporter.cli, exporter.web.status, exporter.web.webconfig, blissdata.beacon.data, \
 blissdata.redis_engine.store, blissdata.streams.lima.stream"
 "$venv/bin/bliss-exporter" --help > /dev/null

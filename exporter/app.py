@@ -9,14 +9,14 @@ import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from . import DEFAULT_PORT, __version__
-from .events import Fanout
-from .http import Routes, make_server
-from .logs import LogSink
-from .metrics import DEFAULT_DURATION_BUCKETS, ExporterMetrics
-from .status import RecentScans, StatusPage
-from .source import BeaconError, DataStoreSource, describe_error, is_unavailable, normalize_redis_url, redact_url
+from .sinks.events import Fanout
+from .sinks.logs import LogSink
+from .sinks.metrics import DEFAULT_DURATION_BUCKETS, ExporterMetrics
+from .store import BeaconError, DataStoreSource, describe_error, is_unavailable, normalize_redis_url, redact_url
 from .watchers import ScanWatcher, SessionWatcher
-from .watchers.session import SessionFilter
+from .watchers.session_watcher import SessionFilter
+from .web.http import Routes, make_server
+from .web.status import RecentScans, StatusPage
 
 log = structlog.get_logger("bliss_exporter")
 

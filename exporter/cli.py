@@ -46,7 +46,7 @@ def parse_host_port(value: str) -> str:
 
 
 def parse_redis_url(value: str) -> str:
-    from .source import normalize_redis_url
+    from .store import normalize_redis_url
 
     try:
         normalize_redis_url(value)
@@ -82,8 +82,8 @@ def telemetry_path(value: str) -> str:
 
 
 def exporter_parser() -> Parser:
-    from .logs import LOG_FORMATS, LOG_LEVELS
-    from .metrics import DEFAULT_DURATION_BUCKETS
+    from .sinks.logs import LOG_FORMATS, LOG_LEVELS
+    from .sinks.metrics import DEFAULT_DURATION_BUCKETS
 
     p = Parser(
         prog="bliss-exporter",
@@ -141,7 +141,7 @@ def parse_exporter_args(argv: list[str]):
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"BEACON_HOST: {exc}") from None
     if args.log_format is None:
-        from .logs import default_format
+        from .sinks.logs import default_format
 
         args.log_format = default_format()
     return args
@@ -183,15 +183,15 @@ def run_until_signal(start, stop) -> None:
 
 def run_exporter(argv: list[str]) -> int:
     args = parse_exporter_args(argv)
-    from . import logs
     from .app import Exporter
+    from .sinks import logs
 
     logs.configure(args.log_format, args.log_level)
     config = config_from_args(args)
     ssl_args = None
     auth = None
     if config.web_config_file:
-        from .webconfig import WebConfigError, load_web_config
+        from .web.webconfig import WebConfigError, load_web_config
 
         try:
             ssl_args, auth = load_web_config(config.web_config_file)
@@ -216,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] == "demo":
-            from .demo import main as demo_main
+            from .devtools.demo import main as demo_main
 
             return demo_main(argv[1:])
         if argv and argv[0] == "simulate":
-            from .simulate_cli import main as simulate_main
+            from .devtools.simulate import main as simulate_main
 
             return simulate_main(argv[1:])
         return run_exporter(argv)

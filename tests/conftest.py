@@ -7,7 +7,7 @@ import os
 import pytest
 import redis
 
-from exporter.redis_stack import RedisStackServer
+from exporter.devtools.redis_stack import RedisStackServer
 
 from .helpers import ExporterProcess
 

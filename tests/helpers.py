@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.redis_stack import free_port
+from exporter.devtools.redis_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Metrics with a `role` label (scan, sequence, subscan): ExporterProcess.value() defaults it to "scan".

@@ -7,7 +7,7 @@ import inspect
 from blissdata.redis_engine import memory_tracker, scan, store
 from blissdata.streams.default import Stream
 
-from exporter import source
+from exporter import store as source
 
 
 def test_copied_constants_are_blissdatas():

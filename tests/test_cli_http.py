@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from exporter.redis_stack import free_port
+from exporter.devtools.redis_stack import free_port
 
 from .helpers import BeaconPeer, require_tool, run_cli, wait_until
 
@@ -84,14 +84,15 @@ def test_http_routes(start_exporter, redis_server):
 
 
 def test_build_info_and_promtool_check_metrics(start_exporter, data_store):
-    from exporter.simulator import ScanSpec, publish_scan
+    from exporter.devtools.simulator import ScanSpec, publish_scan
 
     exporter = start_exporter()
     publish_scan(data_store, ScanSpec(session="s1", number=1, npoints=3, count_time=0, end_reason="FAILURE", fail_after=1))
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
     text = exporter.metrics_text()
-    from exporter import __version__
     import importlib.metadata as md
+
+    from exporter import __version__
 
     assert f'bliss_exporter_build_info{{blissdata_version="{md.version("blissdata")}",version="{__version__}"}} 1.0' in text
     assert "_created" not in text

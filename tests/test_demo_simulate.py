@@ -10,7 +10,7 @@ import sys
 
 import requests
 
-from exporter.redis_stack import free_port
+from exporter.devtools.redis_stack import free_port
 
 from .helpers import ROOT, parse_metrics, run_cli, wait_until
 
@@ -22,7 +22,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen-address", f"127.0.0.1:{port}",
                              "--log-format", "json"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     try:
-        text = lambda: (tmp_path / "demo.out").read_text(errors="replace")
+        def text():
+            return (tmp_path / "demo.out").read_text(errors="replace")
         wait_until(lambda: f"http://127.0.0.1:{port}/metrics" in text(), 60, what="metrics URL printed")
 
         def ended():

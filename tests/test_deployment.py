@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from exporter.redis_stack import free_port
+from exporter.devtools.redis_stack import free_port
 
 from .helpers import ROOT, parse_metrics, require_tool, wait_until
 
@@ -139,7 +139,7 @@ def test_image_install_steps_give_a_working_exporter(tmp_path, redis_server, dat
                               "--failure-rate", "0", "--abort-rate", "0"],
                              env=run_env, capture_output=True, text=True, timeout=60)
         assert sim.returncode == 0, sim.stdout + sim.stderr
-        from exporter.simulator import ScanSpec, publish_scan
+        from exporter.devtools.simulator import ScanSpec, publish_scan
 
         publish_scan(data_store, ScanSpec(session="id01_other", number=1, npoints=3))  # filtered out
 

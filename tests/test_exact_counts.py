@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from blissdata.streams.default import Stream
 
-from exporter.simulator import ScanSpec, publish_scan
+from exporter.devtools.simulator import ScanSpec, publish_scan
 
 H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
 
@@ -137,7 +137,10 @@ def test_session_filter_keeps_other_sessions_out(start_exporter, data_store):
 
 def test_scan_active_at_start_is_adopted_with_its_whole_history(start_exporter, data_store):
     old = new_scan(data_store, "s1", 1)
-    old.prepare(); old.start(); old.stop(); old.close()  # closed before: belongs to the past
+    old.prepare()
+    old.start()
+    old.stop()
+    old.close()  # closed before: belongs to the past
 
     scan = new_scan(data_store, "s1", 2)
     stream = scan.create_stream(Stream.make_definition("timer:epoch", "float64"))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from blissdata.streams.default import Stream
 
-from exporter.redis_stack import RedisStackServer
-from exporter.simulator import ScanSpec, publish_scan
+from exporter.devtools.redis_stack import RedisStackServer
+from exporter.devtools.simulator import ScanSpec, publish_scan
 
 from .helpers import ExporterProcess, wait_until
 from .test_exact_counts import events, new_scan
@@ -242,6 +242,9 @@ def test_poisoned_scan_is_dropped_and_the_watcher_restarted(start_exporter, data
     assert exporter.value("bliss_exporter_watcher_errors_total", watcher="scan_watcher") >= 1
     errors = exporter.logs("watcher_error")
     assert errors and errors[0]["watcher"] == "scan_watcher" and "WRONGTYPE" in errors[0]["error"]
-    good.prepare(); good.start(); good.stop(); good.close()  # the restarted watcher goes on
+    good.prepare()
+    good.start()
+    good.stop()
+    good.close()  # the restarted watcher goes on
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
     assert exporter.value("bliss_datastore_up") == 1

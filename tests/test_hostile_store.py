@@ -12,9 +12,9 @@ import numpy as np
 import redis
 from blissdata.streams.default import Stream
 
-from exporter.redis_stack import free_port
-from exporter.simulator import ScanSpec, publish_scan
-from exporter.source import ACL_RULES
+from exporter.devtools.redis_stack import free_port
+from exporter.devtools.simulator import ScanSpec, publish_scan
+from exporter.store import ACL_RULES
 
 from .helpers import wait_until
 from .test_exact_counts import events, new_scan

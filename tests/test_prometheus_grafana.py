@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from exporter.redis_stack import free_port
+from exporter.devtools.redis_stack import free_port
 
 from .helpers import ROOT, wait_until
 

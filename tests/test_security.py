@@ -25,9 +25,9 @@ import yaml
 from blissdata.streams.default import Stream
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
-from exporter.redis_stack import RedisStackServer
-from exporter.simulator import ScanSpec, Truth, publish_scan
-from exporter.source import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS
+from exporter.devtools.redis_stack import RedisStackServer
+from exporter.devtools.simulator import ScanSpec, Truth, publish_scan
+from exporter.store import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS
 
 from .helpers import ROOT, ExporterProcess, parse_metrics, require_tool, run_cli, wait_until
 from .test_exact_counts import events, new_scan

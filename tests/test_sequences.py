@@ -13,14 +13,20 @@ import pytest
 from blissdata.streams.default import Stream
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import ExporterMetrics, scan_progress
-from exporter.scan import ScanRecord, State, StreamCursor
-from exporter.simulator import (
-    ScanSpec, SequenceSpec, close_sequence, open_sequence, publish_scan, reference, scan_info,
+from exporter.devtools.simulator import (
+    ScanSpec,
+    SequenceSpec,
+    close_sequence,
+    open_sequence,
+    publish_scan,
+    reference,
+    scan_info,
 )
-from exporter.source import ScanDocument
-from exporter.status import RecentScans, StatusPage
-from exporter.watchers.scan import record_from_document
+from exporter.model import ScanRecord, State, StreamCursor
+from exporter.sinks.metrics import ExporterMetrics, scan_progress
+from exporter.store import ScanDocument
+from exporter.watchers.scan_watcher import record_from_document
+from exporter.web.status import RecentScans, StatusPage
 
 from .helpers import parse_metrics, run_cli, wait_until
 

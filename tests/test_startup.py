@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.redis_stack import RedisStackServer, free_port
-from exporter.simulator import ScanSpec, publish_scan
-from exporter.source import ACL_RULES
+from exporter.devtools.redis_stack import RedisStackServer, free_port
+from exporter.devtools.simulator import ScanSpec, publish_scan
+from exporter.store import ACL_RULES
 
 from .helpers import BeaconPeer, wait_until
 

@@ -10,10 +10,9 @@ import time
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
-
-from exporter.scan import ScanRecord, State, StreamCursor
-from exporter.simulator import ScanSpec, publish_scan
-from exporter.status import RecentScans, StatusPage
+from exporter.devtools.simulator import ScanSpec, publish_scan
+from exporter.model import ScanRecord, State, StreamCursor
+from exporter.web.status import RecentScans, StatusPage
 
 from .helpers import ROOT, require_tool, wait_until
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import blissdata_lima2 as lima2  # noqa: E402  (test extra: a missing plugin must fail, not skip)
+import blissdata_mosca as mosca  # noqa: E402
 import numpy as np
 import pytest
 from blissdata.redis_engine import scan as bd_scan
@@ -15,12 +17,9 @@ from blissdata.streams.encoding.numeric import NumericStreamEncoder
 from blissdata.streams.lima.stream import LimaStream
 from blissdata.streams.scan_sequence.stream import ScanStream
 
-from exporter.source import SEAL_ID, StreamKind, _stats_from_xinfo, _stream_kind
+from exporter.store.streams import SEAL_ID, StreamKind, stats_from_xinfo, stream_kind
 
 from .test_exact_counts import events, new_scan
-
-import blissdata_lima2 as lima2  # noqa: E402  (test extra: a missing plugin must fail, not skip)
-import blissdata_mosca as mosca  # noqa: E402
 
 UNKNOWN_PLUGIN = "acme_detector"
 
@@ -76,7 +75,10 @@ def publish_every_kind(data_store, session, number):
     children = []
     for child_number in (number + 1, number + 2):
         child = new_scan(data_store, session, child_number, name="ascan")
-        child.prepare(); child.start(); child.stop(); child.close()
+        child.prepare()
+        child.start()
+        child.stop()
+        child.close()
         children.append(child)
     scan = new_scan(data_store, session, number, name="sequence", is_scan_sequence=True)
     s = SimpleNamespace(
@@ -175,7 +177,10 @@ def test_undecodable_statuses_stay_in_their_stream(plugins, start_exporter, data
     counted and logged once, the other streams and scans keep counting."""
     exporter = start_exporter()
     child = new_scan(data_store, "s1", 2, name="ascan")
-    child.prepare(); child.start(); child.stop(); child.close()
+    child.prepare()
+    child.start()
+    child.stop()
+    child.close()
     scan = new_scan(data_store, "s1", 1, name="sequence")
     epoch = scan.create_stream(Stream.make_definition("timer:epoch", "float64"))
     l2 = scan.create_stream(lima2_definition())
@@ -204,9 +209,11 @@ def test_undecodable_statuses_stay_in_their_stream(plugins, start_exporter, data
         exporter.wait_value(4 + n + 8 + 10, "bliss_scan_points_total", session="s1")
     other = new_scan(data_store, "s2", 1)
     other_epoch = other.create_stream(Stream.make_definition("timer:epoch", "float64"))
-    other.prepare(); other.start()
+    other.prepare()
+    other.start()
     other_epoch.send(np.arange(3.0))
-    other.stop(); other.close()
+    other.stop()
+    other.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s2", event_type="end_scan")
     assert exporter.value("bliss_scan_points_total", session="s2") == 3
     assert exporter.value("bliss_scan_points_total", session="s1") == 6 + 8 + 10
@@ -289,7 +296,7 @@ def _entry(index: int, batch) -> tuple[bytes, dict]:
 
 def test_kinds_from_stream_models():
     def kind(definition):
-        return _stream_kind(definition.info, definition.encoder.info(), "esrf:scan:x", definition.name)
+        return stream_kind(definition.info, definition.encoder.info(), "esrf:scan:x", definition.name)
 
     assert kind(Stream.make_definition("a", "float64")) == "numeric"
     assert kind(lima_definition()) == "lima"
@@ -297,33 +304,33 @@ def test_kinds_from_stream_models():
     assert k == "lima2" and k.dtype == np.dtype(np.uint32).str
     assert kind(mosca_definition()) == "mosca"
     assert kind(ScanStream.make_definition("SUBSCANS")) == "scan_sequence"
-    assert _stream_kind({"format": "subscan"}, {"type": "json"}) == "scan_sequence"  # legacy, as blissdata maps it
-    assert _stream_kind({"plugin": "hdf5_fallback"}, {"type": "numeric"}) == "numeric"
-    assert _stream_kind({"plugin": "someone_elses"}, {"type": "json"}, "esrf:scan:x", "s") == "unknown"
+    assert stream_kind({"format": "subscan"}, {"type": "json"}) == "scan_sequence"  # legacy, as blissdata maps it
+    assert stream_kind({"plugin": "hdf5_fallback"}, {"type": "numeric"}) == "numeric"
+    assert stream_kind({"plugin": "someone_elses"}, {"type": "json"}, "esrf:scan:x", "s") == "unknown"
     assert isinstance(k, StreamKind) and isinstance(k, str)
 
 
 def test_points_decoded_from_each_kind():
-    lima2_kind = _stream_kind(lima2_definition().info, lima2_definition().encoder.info())
+    lima2_kind = stream_kind(lima2_definition().info, lima2_definition().encoder.info())
     enc = lima2_definition().encoder
     entries = [_entry(i, enc.encode(np.uint32(v))) for i, v in enumerate((5, 9, 41))]
-    assert _stats_from_xinfo(_xinfo(entries), lima2_kind).points == 41
+    assert stats_from_xinfo(_xinfo(entries), lima2_kind).points == 41
     batch = [_entry(0, enc.encode(np.array([5, 9, 44], dtype=np.uint32)))]  # one batch of 3 statuses
-    assert _stats_from_xinfo(_xinfo(batch), lima2_kind).points == 44
+    assert stats_from_xinfo(_xinfo(batch), lima2_kind).points == 44
     js = JsonStreamEncoder()
     mosca_entry = [_entry(0, js.encode({"last_read_index": 99, "last_saved_index": 10}))]
-    assert _stats_from_xinfo(_xinfo(mosca_entry), "mosca").points == 100
-    assert _stats_from_xinfo(_xinfo([_entry(0, js.encode({"last_read_index": -1, "last_saved_index": -1}))]),
+    assert stats_from_xinfo(_xinfo(mosca_entry), "mosca").points == 100
+    assert stats_from_xinfo(_xinfo([_entry(0, js.encode({"last_read_index": -1, "last_saved_index": -1}))]),
                              "mosca").points == 0
     ref = [_entry(0, js.encode({"key": "esrf:scan:child", "scan_number": 3}))]
-    st = _stats_from_xinfo(_xinfo(ref), "scan_sequence")
+    st = stats_from_xinfo(_xinfo(ref), "scan_sequence")
     assert (st.entries, st.points, st.error) == (1, 0, None)
     numeric = NumericStreamEncoder(np.float64)
     data = [_entry(0, numeric.encode(np.arange(4.0))), _entry(4, numeric.encode(1.0))]
-    assert _stats_from_xinfo(_xinfo(data), "numeric").points == 5
-    assert _stats_from_xinfo(_xinfo(data), "unknown").points == 0
+    assert stats_from_xinfo(_xinfo(data), "numeric").points == 5
+    assert stats_from_xinfo(_xinfo(data), "unknown").points == 0
     sealed = data + [(SEAL_ID, {b"id": b"5"})]
-    st = _stats_from_xinfo(_xinfo(sealed), "numeric")
+    st = stats_from_xinfo(_xinfo(sealed), "numeric")
     assert (st.entries, st.points, st.sealed) == (2, 5, True)
 
 
@@ -342,11 +349,11 @@ def test_points_decoded_from_each_kind():
 def test_undecodable_entries_give_no_points_and_a_reason(kind, fields, reason):
     if kind == "lima2":
         kind = StreamKind("lima2", dtype=np.dtype(np.uint32).str)
-    st = _stats_from_xinfo(_xinfo([(b"7-1", fields)]), kind)
+    st = stats_from_xinfo(_xinfo([(b"7-1", fields)]), kind)
     assert st.points == 0 and st.entries == 1 and st.error[0] == reason
 
 
 def test_foreign_entry_ids_are_not_points():
     """blissdata writes "<index>-1"; an XADD with `*` (a millisecond time) is not a point index."""
-    st = _stats_from_xinfo(_xinfo([(b"1764576000000-0", {b"payload": b"x"})]), "numeric")
+    st = stats_from_xinfo(_xinfo([(b"1764576000000-0", {b"payload": b"x"})]), "numeric")
     assert st.points == 0 and st.error[0] == "bad_index"

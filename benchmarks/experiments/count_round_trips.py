@@ -16,7 +16,7 @@ from gevent import monkey
 monkey.patch_all()  # as exporter.cli.main does, before redis is imported
 
 import atexit  # noqa: E402
-import json
+import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from collections import Counter  # noqa: E402

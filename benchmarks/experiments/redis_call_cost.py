@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import redis  # noqa: E402
 
-from exporter.redis_stack import RedisStackServer  # noqa: E402
-from exporter.source import DataStoreSource  # noqa: E402
+from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
+from exporter.store import DataStoreSource  # noqa: E402
 
 
 def cost(fn, n: int) -> float:
@@ -97,8 +97,8 @@ def main() -> int:
         for name, fn in rows:
             print(f"{name:<62} {cost(fn, a.n):11.0f}")
 
-        from exporter.logs import LogSink, configure
-        from exporter.scan import ScanRecord
+        from exporter.model import ScanRecord
+        from exporter.sinks.logs import LogSink, configure
         configure("json", "info", io.StringIO())
         sink = LogSink()
         rec = ScanRecord(key="esrf:scan:x", session="s", name="loopscan", number=1, scan_type="loopscan",

@@ -17,12 +17,21 @@ import gevent
 from gevent.event import Event
 from redis import ResponseError
 
-from ..events import EventSink
-from ..scan import (
-    ROLE_SEQUENCE, ROLE_SUBSCAN, STATE_EVENTS, EventType, ScanRecord, State, StreamCursor, scan_label,
-    scan_uris, stream_id_time, valid_count,
+from ..model import (
+    ROLE_SEQUENCE,
+    ROLE_SUBSCAN,
+    STATE_EVENTS,
+    EventType,
+    ScanRecord,
+    State,
+    StreamCursor,
+    scan_label,
+    scan_uris,
+    stream_id_time,
+    valid_count,
 )
-from ..source import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
+from ..sinks.events import EventSink
+from ..store import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
 
 
 def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+
 #: Unix time of a Redis stream id "<ms>-<seq>" (state stream ids are Redis server time).
 def stream_id_time(entry_id: str | bytes) -> float:
     if isinstance(entry_id, bytes):

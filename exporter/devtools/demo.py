@@ -7,14 +7,14 @@ import sys
 
 import structlog
 
-from .cli import Parser, config_from_args, parse_exporter_args, parse_listen_address, run_until_signal
+from ..cli import Parser, config_from_args, parse_exporter_args, parse_listen_address, run_until_signal
 
 log = structlog.get_logger("bliss_exporter.demo")
 
 
 def main(argv: list[str]) -> int:
-    from . import logs
-    from .app import Exporter
+    from ..app import Exporter
+    from ..sinks import logs
     from .redis_stack import RedisStackError, RedisStackServer
 
     p = Parser(prog="bliss-exporter demo", description="Run the exporter on a simulated beamline.")

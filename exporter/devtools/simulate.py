@@ -6,7 +6,7 @@ import random
 
 import structlog
 
-from .cli import Parser, UsageError, parse_redis_url, env
+from ..cli import Parser, UsageError, env, parse_redis_url
 from .simulator import Truth, open_data_store, publish_scan, publish_sequence, random_sequence, random_spec
 
 log = structlog.get_logger("bliss_exporter.simulator")
@@ -33,8 +33,9 @@ def simulate_parser() -> Parser:
 
 
 def main(argv: list[str]) -> int:
-    from . import logs
     import gevent
+
+    from ..sinks import logs
 
     args = simulate_parser().parse_args(argv)
     if not args.redis_url:

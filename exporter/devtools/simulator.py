@@ -107,7 +107,7 @@ def scan_info(spec: ScanSpec) -> dict:
 def open_data_store(url: str):
     from blissdata.redis_engine.store import DataStore
 
-    from .source import normalize_redis_url
+    from ..store import normalize_redis_url
 
     return DataStore(normalize_redis_url(url))
 

@@ -7,9 +7,9 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
-from . import __version__
-from .scan import ACTIVE_STATES, ROLE_SEQUENCE, ROLES, EventType, ScanRecord, clean_label_value, valid_count
-from .source import STREAM_ERROR_REASONS
+from .. import __version__
+from ..model import ACTIVE_STATES, ROLE_SEQUENCE, ROLES, EventType, ScanRecord, clean_label_value, valid_count
+from ..store import STREAM_ERROR_REASONS
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)

@@ -9,7 +9,7 @@ from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import make_wsgi_app
 
-from . import __version__
+from .. import __version__
 
 
 class Routes:

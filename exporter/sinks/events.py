@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
-from .scan import ScanRecord
+from ..model import ScanRecord
 
 
 class EventSink(Protocol):

@@ -12,10 +12,10 @@ import fnmatch
 
 import structlog
 
-from ..events import EventSink
-from ..scan import State
-from ..source import DataStoreSource, ScanGone, ScanInvalid
-from .scan import ScanWatcher
+from ..model import State
+from ..sinks.events import EventSink
+from ..store import DataStoreSource, ScanGone, ScanInvalid
+from .scan_watcher import ScanWatcher
 
 log = structlog.get_logger("bliss_exporter.session_watcher")
 

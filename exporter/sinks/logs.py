@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from .scan import ROLE_SEQUENCE, EventType, ScanRecord
+from ..model import ROLE_SEQUENCE, EventType, ScanRecord
 
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import __version__
-from .metrics import scan_progress
-from .scan import ROLE_SEQUENCE, ScanRecord
+from .. import __version__
+from ..model import ROLE_SEQUENCE, ScanRecord
+from ..sinks.metrics import scan_progress
 
 #: Ended scans kept for the page.
 RECENT_LIMIT = 50

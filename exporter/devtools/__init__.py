@@ -1,0 +1,1 @@
+"""Tools for the demo, tests and benchmarks: a BLISS-like publisher, an embedded Redis Stack, demo and simulate."""

@@ -1,0 +1,1 @@
+"""Event sinks: what the watchers see becomes metrics, log lines and the recently-ended list."""

@@ -1,0 +1,31 @@
+"""Data stores the exporter reads: what the watchers need from one, and the blissdata 2.x model.
+
+`Source` is the protocol the watchers use; `blissdata2.DataStoreSource` implements it on a Redis Stack
+written by blissdata 2.x. URL handling, error classification, scan documents and data-stream decoding
+are modules of their own, shared by every data model.
+"""
+
+from .blissdata2 import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS, SUPPORTED_PROTOCOL, DataStoreSource
+from .documents import SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_scan_document, parse_streams
+from .errors import (
+    CONNECTION_ERRORS,
+    BeaconError,
+    DataStoreError,
+    DataStoreUnavailable,
+    ReasonError,
+    ScanGone,
+    ScanInvalid,
+    describe_error,
+    error_code,
+    is_unavailable,
+)
+from .streams import SEAL_ID, STREAM_ERROR_REASONS, StreamKind, StreamStats
+from .urls import normalize_redis_url, redact_url
+
+__all__ = [
+    "ACL_RULES", "CONNECTION_ERRORS", "HISTORY_STREAM", "PROTOCOL_KEY", "READ_COMMANDS", "SCAN_PREFIX", "SEAL_ID",
+    "STREAM_ERROR_REASONS", "STREAM_PREFIX", "SUPPORTED_PROTOCOL", "BeaconError", "DataStoreError",
+    "DataStoreSource", "DataStoreUnavailable", "ReasonError", "ScanDocument", "ScanGone", "ScanInvalid",
+    "StreamKind", "StreamStats", "describe_error", "error_code", "is_unavailable", "normalize_redis_url",
+    "parse_scan_document", "parse_streams", "redact_url",
+]

@@ -1,0 +1,341 @@
+"""Read-only access to a blissdata 2.x data store (Redis Stack): scan history, scan documents, streams.
+
+Everything the watchers read goes through `DataStoreSource`; it never writes to Redis.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import redis
+
+from ..model import State
+from .documents import (
+    SCAN_PREFIX,
+    ScanDocument,
+    parse_reference,
+    parse_scan_document,
+    parse_streams,
+    scan_sequence_streams,
+)
+from .errors import (
+    CONNECTION_ERRORS,
+    DataStoreError,
+    DataStoreUnavailable,
+    ScanGone,
+    ScanInvalid,
+    describe_error,
+    error_code,
+    is_unavailable,
+)
+from .streams import SEAL_ID, STATUS_KINDS, StreamKind, StreamStats, log, set_points, stats_from_xinfo
+from .urls import normalize_redis_url
+
+HISTORY_STREAM = "_SCAN_HISTORY_"
+PROTOCOL_KEY = "_PROTOCOL_VERSION_"
+SUPPORTED_PROTOCOL = 1
+
+#: Read-only commands the exporter uses, each with a harmless probe run by the start-up self-test.
+#: README's ACL line grants exactly these (tests/test_security.py checks it).
+READ_COMMANDS = {
+    "get": ("GET", PROTOCOL_KEY),
+    "xinfo|stream": ("XINFO", "STREAM", HISTORY_STREAM),
+    "xread": ("XREAD", "COUNT", "1", "STREAMS", HISTORY_STREAM, "$"),
+    "xrange": ("XRANGE", HISTORY_STREAM, "+", "+"),
+    "xrevrange": ("XREVRANGE", HISTORY_STREAM, "-", "-"),
+    "ttl": ("TTL", PROTOCOL_KEY),
+    "type": ("TYPE", PROTOCOL_KEY),
+    "exists": ("EXISTS", PROTOCOL_KEY),
+    "scan": ("SCAN", "0", "MATCH", SCAN_PREFIX + "\\*", "COUNT", "1", "TYPE", "ReJSON-RL"),
+    "json.get": ("JSON.GET", SCAN_PREFIX + "bliss-exporter-self-test"),
+}
+
+
+#: The Redis ACL rules the exporter needs, exactly: the read commands above, plus FT._LIST (a sign of
+#: RediSearch) and CLIENT SETINFO (redis-py names itself). README shows them. Keys cannot be limited
+#: to read access (`%R~*`): RedisJSON's JSON.GET declares no read-only key spec, so Redis denies it.
+ACL_RULES = (
+    "resetkeys", "~*", "resetchannels", "-@all",
+    *(f"+{command}" for command in (*READ_COMMANDS, "ft._list", "client|setinfo")),
+)
+
+
+class DataStoreSource:
+    """Reads a blissdata data store; one instance is shared by the watchers (redis-py pools connections)."""
+
+    def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False,
+                 on_stream_error: Callable[[str], None] | None = None):
+        """`single_connection`: for one greenlet's sequential reads (saves the pool's checkout per call).
+
+        `on_stream_error(reason)`: called once per data stream whose entries stop giving points
+        (reasons in STREAM_ERROR_REASONS), when it is also logged (`stream_error`).
+        """
+        self.url = normalize_redis_url(url)
+        self.on_stream_error = on_stream_error
+        self._streams_in_error: OrderedDict[str, bool] = OrderedDict()  # reported once each, bounded
+        self.redis = redis.Redis.from_url(
+            self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
+            single_connection_client=single_connection,
+        )
+        self._json = self.redis.json()  # also registers the JSON reply parsers used by pipelines
+
+    # -- health -----------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise unless this is a usable blissdata store that lets us run every command we use.
+
+        One round trip: the protocol key, then a probe of each read command (READ_COMMANDS); a
+        denied command names itself (DataStoreUnavailable), so does a key of the wrong type.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.execute_command("FT._LIST")
+        for probe in READ_COMMANDS.values():
+            pipe.execute_command(*probe)
+        replies = pipe.execute(raise_on_error=False)
+        for command, reply in zip(["ft._list", *READ_COMMANDS], replies):
+            if not isinstance(reply, Exception):
+                continue
+            if isinstance(reply, CONNECTION_ERRORS):
+                raise reply
+            text = str(reply).lower()
+            if command == "ft._list":  # not needed to read, only a sign that RediSearch is there
+                if "unknown command" in text:
+                    raise DataStoreError("the RediSearch module is missing: not a Redis Stack server")
+                continue
+            if "unknown command" in text:
+                raise DataStoreError(f"{command.upper()} is an unknown command: not a Redis Stack server")
+            if error_code(reply) == "WRONGTYPE":
+                raise DataStoreError(f"{HISTORY_STREAM} or {PROTOCOL_KEY} has the wrong type: {describe_error(reply)}")
+            if error_code(reply) == "ERR" and command in ("xinfo|stream",) and "no such key" in text:
+                continue  # no scan history yet
+            if error_code(reply) == "NOPERM":
+                raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
+            raise reply
+        version = replies[1]
+        if version is None:
+            raise DataStoreError("no blissdata protocol key (_PROTOCOL_VERSION_): not a blissdata data store")
+        try:
+            version = int(version)
+        except ValueError:
+            raise DataStoreError(f"unreadable blissdata protocol version {version!r}") from None
+        if version != SUPPORTED_PROTOCOL:
+            raise DataStoreError(
+                f"blissdata protocol version {version} found, only {SUPPORTED_PROTOCOL} is supported"
+            )
+
+    # -- scan history -----------------------------------------------------------------------
+    def history_info(self) -> tuple[int, int, str]:
+        """(entries ever added, entries left, last id) of the scan history; (0, 0, "0-0") if absent.
+
+        Entries ever added minus entries left is how many were trimmed away, the oldest first:
+        this is how a reader knows the history was trimmed past its position.
+        """
+        try:
+            info = self.redis.xinfo_stream(HISTORY_STREAM)
+        except redis.ResponseError:  # no history stream (yet)
+            return 0, 0, "0-0"
+        return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
+
+    def read_history(self, since: str, block_ms: int | None, count: int = 256) -> list[tuple[str, str]]:
+        """Scan-history entries after `since`: [(entry id, scan key)], waiting up to block_ms."""
+        raw = self.redis.xread({HISTORY_STREAM: since}, block=block_ms, count=count)
+        out = []
+        for _, entries in raw or ():
+            for entry_id, fields in entries:
+                key = fields.get(b"key")
+                if key:
+                    out.append((entry_id.decode(), key.decode()))
+        return out
+
+    def list_scan_keys(self) -> list[str]:
+        """Every scan key in the data store (keyspace scan, read-only)."""
+        keys = []
+        for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL"):
+            keys.append(key.decode())
+        return keys
+
+    # -- one scan -----------------------------------------------------------------------------
+    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
+        """Read and check a scan's JSON document; raise ScanGone or ScanInvalid.
+
+        A deleted scan (expiring within 10 s) counts as gone unless `deleted_ok`: its last
+        document can still be read, e.g. for the end_reason of a scan deleted while watched.
+        """
+        if not key.startswith(SCAN_PREFIX):
+            raise ScanInvalid(f"not a scan key: {key!r}")
+        pipe = self.redis.pipeline(transaction=False)  # one round trip: expiry and document
+        pipe.ttl(key)
+        pipe.execute_command("JSON.GET", key)
+        ttl, doc = pipe.execute(raise_on_error=False)
+        for reply in (ttl, doc):  # a denied or busy read is the store's problem, not the scan's
+            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
+                raise reply
+        if ttl == -2 or (not deleted_ok and _deleted(ttl)):
+            raise ScanGone(key)
+        if isinstance(doc, redis.ResponseError):
+            raise ScanInvalid(f"{key}: {doc}")
+        if doc is None:
+            raise ScanGone(key)
+        return parse_scan_document(key, doc)
+
+    def scan_streams(self, key: str) -> dict[str, tuple[str, StreamKind]]:
+        """The data streams listed in a scan document (name -> (key, kind)); raise ScanGone/ScanInvalid."""
+        try:
+            found = self._json.get(key, "$.data_streams")
+        except redis.ResponseError as exc:
+            if is_unavailable(exc):
+                raise
+            raise ScanInvalid(f"{key}: {exc}") from None
+        if not found:
+            raise ScanGone(key)
+        return parse_streams(key, found[0])
+
+    def closing_snapshot(self, key: str, streams: dict[str, str]):
+        """Final stream stats and end_reason of a closed scan, in one round trip.
+
+        Returns (stats by stream key, end_reason or None, whether the document still exists).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        keys = list(streams)
+        for stream_key in keys:
+            pipe.xinfo_stream(stream_key)
+        pipe.execute_command("JSON.GET", key, "$.info.end_reason")
+        replies = pipe.execute(raise_on_error=False)
+        stats = self._parse_stats(keys, streams, replies[:-1])
+        reason = replies[-1]
+        if isinstance(reason, Exception):
+            if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
+                raise reason
+            return stats, None, True
+        if reason is None:
+            return stats, None, False
+        return stats, (str(reason[0]) if reason and reason[0] else None), True
+
+    def last_state(self, state_key: str) -> State | None:
+        """The current state of a scan (last entry of its state stream), None if unreadable."""
+        entries = self.redis.xrevrange(state_key, count=1)
+        if not entries:
+            return None
+        try:
+            return State(int(entries[0][1][b"state"]))
+        except (KeyError, ValueError):
+            return None
+
+    def creation_id(self, state_key: str) -> str | None:
+        """Id (server time) of the first entry of a scan's state stream."""
+        entries = self.redis.xrange(state_key, count=1)
+        return entries[0][0].decode() if entries else None
+
+    def scans_alive(self, state_keys: dict[str, str]) -> dict[str, str | None]:
+        """{scan key: None if alive, else why not} for {scan key: state stream key}, in one round trip.
+
+        A scan is dead when its document is gone or deleted, or when its state stream vanished
+        (evicted under memory pressure, deleted): no CLOSED can ever come then.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for key, state_key in state_keys.items():
+            pipe.ttl(key)
+            pipe.exists(state_key)
+        replies = iter(pipe.execute())
+        out = {}
+        for key in state_keys:
+            ttl, state_exists = next(replies), next(replies)
+            out[key] = "vanished" if _deleted(ttl) else None if state_exists else "state stream vanished"
+        return out
+
+    # -- scan sequences ---------------------------------------------------------------------
+    def reference_streams(self, key: str) -> list[str]:
+        """Keys of a scan's `scan_sequence` plugin streams (a sequence's SUBSCANS); [] if none or gone."""
+        try:
+            found = self._json.get(key, "$.data_streams")
+        except redis.ResponseError:
+            return []
+        return scan_sequence_streams(found[0] if found else {})
+
+    def read_references(self, stream_key: str, since: str, count: int = 1000):
+        """SUBSCANS entries after `since`, seal excluded: ([(entry id, child scan key or None, problem)], more).
+
+        Each entry is blissdata's JSON encoding of `{"key": <child scan key>, "scan_number": n}`;
+        an entry that is not such JSON gives (id, None, what is wrong with it). `more`: `count` were read.
+        """
+        raw = self.redis.xrange(stream_key, min="(" + since, count=count)
+        out = [(entry_id.decode(), *parse_reference(fields)) for entry_id, fields in raw if entry_id != SEAL_ID]
+        return out, len(raw) == count
+
+    def unreadable_state_streams(self, keys: list[str]) -> list[str]:
+        """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        return [k for k, t in zip(keys, pipe.execute()) if t not in (b"stream", b"none")]
+
+    def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State]]]:
+        """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""
+        if not cursors:
+            return {}
+        raw = self.redis.xread(cursors, block=block_ms)
+        out: dict[str, list[tuple[str, State]]] = {}
+        for stream_key, entries in raw or ():
+            parsed = []
+            for entry_id, fields in entries:
+                try:
+                    state = State(int(fields[b"state"]))
+                except (KeyError, ValueError):
+                    state = None
+                parsed.append((entry_id.decode(), state))
+            out[stream_key.decode()] = parsed
+        return out
+
+    def stream_stats(self, streams: dict[str, str]) -> dict[str, StreamStats | None]:
+        """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
+        if not streams:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        keys = list(streams)
+        for key in keys:
+            pipe.xinfo_stream(key)
+        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+
+    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+        out: dict[str, StreamStats | None] = {}
+        status_sealed = []
+        for key, reply in zip(keys, replies):
+            if isinstance(reply, Exception):
+                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
+                    out[key] = None  # stream not created yet (no entry) or gone
+                    continue
+                raise reply
+            stats = stats_from_xinfo(reply, streams[key])
+            out[key] = stats
+            if stats.sealed and streams[key] in STATUS_KINDS:
+                status_sealed.append(key)
+        # A sealed status stream's last entry is the seal, whose `id` counts status entries, not
+        # points: the points are in the status entry before it (read once, when the seal is seen).
+        if status_sealed:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in status_sealed:
+                pipe.xrevrange(key, max="(" + SEAL_ID.decode(), count=1)
+            for key, entries in zip(status_sealed, pipe.execute()):
+                if entries:
+                    set_points(out[key], streams[key], *entries[0])
+        for key, stats in out.items():
+            if stats is not None and stats.error is not None:
+                self._stream_error(key, streams[key], *stats.error)
+        return out
+
+    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
+        """Log and count a stream's undecodable entries once per stream (not once per poll)."""
+        if key in self._streams_in_error:
+            return
+        self._streams_in_error[key] = True
+        while len(self._streams_in_error) > 10000:
+            self._streams_in_error.popitem(last=False)
+        log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
+                    stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
+        if self.on_stream_error is not None:
+            self.on_stream_error(reason)
+
+
+def _deleted(ttl: int) -> bool:
+    """blissdata's rule: a scan key gone, or expiring within 10 s (delete_scan's TTL), is deleted."""
+    return ttl == -2 or 0 <= ttl <= 10

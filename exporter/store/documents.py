@@ -1,0 +1,83 @@
+"""Scan documents of blissdata 2.x (RedisJSON): checked for the shape the exporter relies on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import ScanInvalid
+from .streams import StreamKind, stream_kind
+
+SCAN_PREFIX = "esrf:scan:"
+STREAM_PREFIX = "esrf:stream:"
+
+
+@dataclass
+class ScanDocument:
+    """The parts of a scan's JSON document the exporter uses."""
+
+    key: str
+    session: str
+    name: str
+    number: int | None
+    info: dict
+    state_key: str
+    streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind)
+
+
+def parse_scan_document(key: str, doc: object) -> ScanDocument:
+    """Validate the scan document's shape (what blissdata's ScanModel requires); raise ScanInvalid."""
+    try:
+        if not isinstance(doc, dict):
+            raise TypeError("document is not an object")
+        identity = doc["id"]
+        name = identity["name"]
+        number = identity.get("number")
+        number = int(number) if number is not None else None
+        info = doc.get("info")
+        if not isinstance(info, dict):
+            raise TypeError("info is not an object")
+        session = identity.get("session") or info.get("session_name") or ""
+        state_key = STREAM_PREFIX + doc["state_stream"]["pk"]
+        streams = parse_streams(key, doc.get("data_streams") or {})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ScanInvalid(f"{key}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(name, str) or not name:
+        raise ScanInvalid(f"{key}: identity has no name")
+    return ScanDocument(key, str(session), name, number, info, state_key, streams)
+
+
+def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]:
+    """Data stream models of a scan document -> {name: (redis key, kind)}; raise ScanInvalid."""
+    try:
+        return {
+            name: (STREAM_PREFIX + model["pk"], stream_kind(model.get("info"), model.get("encoding"), key, name))
+            for name, model in dict(models).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ScanInvalid(f"{key}: data_streams: {type(exc).__name__}: {exc}") from None
+
+
+def scan_sequence_streams(models: object) -> list[str]:
+    """Redis keys of the data stream models whose info names blissdata's `scan_sequence` plugin."""
+    keys = []
+    for model in (models.values() if isinstance(models, dict) else ()):
+        info = model.get("info") if isinstance(model, dict) else None
+        if isinstance(info, dict) and info.get("plugin") == "scan_sequence" and model.get("pk"):
+            keys.append(STREAM_PREFIX + str(model["pk"]))
+    return keys
+
+
+def parse_reference(fields: dict) -> tuple[str | None, str]:
+    """(child scan key, "") of one SUBSCANS entry, or (None, the problem)."""
+    payload = fields.get(b"payload")
+    if payload is None:
+        return None, "no payload field"
+    try:
+        ref = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"payload is not JSON: {exc}"
+    key = ref.get("key") if isinstance(ref, dict) else None
+    if not isinstance(key, str) or not key.startswith(SCAN_PREFIX):
+        return None, f"payload has no scan key: {payload[:200]!r}"
+    return key, ""

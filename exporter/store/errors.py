@@ -1,0 +1,67 @@
+"""Errors of the data store and how to tell them apart: unreachable, unavailable, not blissdata, bad scans."""
+
+from __future__ import annotations
+
+import redis
+
+#: Errors meaning "the data store is not reachable right now".
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+#: Error replies meaning "the data store cannot serve us now" (busy, loading, replica without master,
+#: missing permission or authentication): the store is down for us, with that reason, until it passes.
+UNAVAILABLE_CODES = frozenset(
+    {"BUSY", "MASTERDOWN", "LOADING", "NOPERM", "WRONGPASS", "NOAUTH", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"}
+)
+
+
+class ReasonError(RuntimeError):
+    """An error whose message is the whole reason, as logged and shown by /readyz."""
+
+
+class BeaconError(ReasonError):
+    """Beacon could not tell the data Redis URL."""
+
+
+class DataStoreError(ReasonError):
+    """The data store answered, but is not a usable blissdata data store."""
+
+
+class DataStoreUnavailable(ReasonError):
+    """The data store answered with an error reply that means it cannot serve us now (see UNAVAILABLE_CODES)."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The Redis error code of an error reply (`NOPERM`, `BUSY`...), None for other errors."""
+    if not isinstance(exc, redis.RedisError):
+        return None
+    code = getattr(exc, "status_code", None)
+    if code:
+        return code
+    word = str(exc).split(" ", 1)[0]
+    return word if word.isupper() else None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an error: the Redis error code and message, else the exception type and message."""
+    code = error_code(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ReasonError):
+        return text
+    if code:
+        return text if text.startswith(code) else f"{code} {text}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the data store cannot serve us now (down, with this error as the reason)."""
+    if isinstance(exc, (DataStoreError, DataStoreUnavailable, *CONNECTION_ERRORS)):
+        return True
+    return error_code(exc) in UNAVAILABLE_CODES
+
+
+class ScanGone(Exception):
+    """The scan was deleted (or is about to expire) and cannot be read."""
+
+
+class ScanInvalid(Exception):
+    """The scan exists but its JSON document does not validate."""

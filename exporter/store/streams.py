@@ -1,0 +1,213 @@
+"""Data streams of blissdata 2.x: their kind (by plugin) and how their XINFO and entries give points."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger("bliss_exporter.source")
+
+SEAL_ID = b"18446744073709551615-18446744073709551615"
+
+#: Why a data stream's entry gave no points (`bliss_exporter_stream_errors_total{reason}`).
+STREAM_ERROR_REASONS = ("bad_index", "bad_status", "bad_reference")
+
+
+class StreamKind(str):
+    """How a data stream's entries give points: the kind's name, plus what decoding it needs.
+
+    The name (the string itself) is one of:
+    - ``numeric``: a default stream (no plugin, numeric or JSON encoding; also ``hdf5_fallback``):
+      an entry is a batch, points = last entry's index + ``len`` (the seal's ``id`` once sealed);
+    - ``lima``: a JSON status per entry, points = its ``last_index`` + 1;
+    - ``lima2``: a numeric (uint32) status per entry, the number of frames available so far;
+    - ``mosca``: a JSON status per entry, points = its ``last_read_index`` + 1;
+    - ``scan_sequence``: a JSON reference to a child scan per entry, no points;
+    - ``unknown``: a plugin the exporter does not know, no points.
+    A str subclass, so that plain strings (``"numeric"``) still work where a kind is expected.
+    """
+
+    dtype: str | None
+    plugin: str | None
+    scan: str
+    stream: str
+
+    def __new__(cls, name: str, *, dtype: str | None = None, plugin: str | None = None,
+                scan: str = "", stream: str = ""):
+        self = super().__new__(cls, name)
+        self.dtype = dtype  # numeric encoding's dtype_str (lima2's status)
+        self.plugin = plugin  # as the stream's info names it
+        self.scan = scan  # for log lines: the scan key and the stream's name in it
+        self.stream = stream
+        return self
+
+
+#: Kinds whose entries are statuses: once sealed, points are in the entry before the seal, whose
+#: `id` only counts the status entries.
+STATUS_KINDS = ("lima", "lima2", "mosca")
+
+
+@dataclass
+class StreamStats:
+    """What XINFO STREAM says of one data stream."""
+
+    entries: int  # data entries ever added (seal excluded), immune to trimming
+    points: int  # 0 when unknown: counted points never go down, so theirs stay as they were
+    sealed: bool
+    error: tuple[str, str] | None = None  # (reason, detail) when the last entry gave no points
+
+
+class StreamDecodeError(ValueError):
+    """A data stream entry does not decode as its kind says it should."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+#: Plugins whose streams the exporter reads points from; others are "unknown".
+_PLUGIN_KINDS = {
+    "lima": "lima",
+    "lima2": "lima2",
+    "mosca": "mosca",
+    "scan_sequence": "scan_sequence",
+    "hdf5_fallback": "numeric",  # blissdata's own: a default numeric stream backed by a file
+}
+#: blissdata's mapping of legacy (pre-plugin) JSON stream formats, as in Scan._wrap_event_stream.
+_LEGACY_FORMATS = {"lima_v1": "lima", "lima_v2": "lima2", "subscan": "scan_sequence"}
+_unknown_plugins_logged: set[str] = set()
+
+
+def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream: str = "") -> StreamKind:
+    info = info if isinstance(info, dict) else {}
+    encoding = encoding if isinstance(encoding, dict) else {}
+    plugin = info.get("plugin") or None
+    if plugin is None:
+        fmt = info.get("format")
+        if fmt == "lima_v1" or (encoding.get("type") == "json" and "lima_info" in info):
+            plugin = "lima"
+        elif encoding.get("type") == "json":
+            plugin = _LEGACY_FORMATS.get(fmt)
+    if plugin is None:
+        return StreamKind("numeric", scan=scan, stream=stream)
+    plugin = str(plugin)
+    name = _PLUGIN_KINDS.get(plugin)
+    if name is None:
+        if plugin not in _unknown_plugins_logged:
+            _unknown_plugins_logged.add(plugin)
+            log.warning("unknown_stream_plugin", plugin=plugin, stream=stream, key=scan,
+                        detail="its entries count as new_data, without points")
+        return StreamKind("unknown", plugin=plugin, scan=scan, stream=stream)
+    if name == "lima2" and encoding.get("type") != "numeric":
+        # blissdata maps the legacy JSON format lima_v2 to the lima2 plugin: read it as a lima status
+        name = "lima"
+    dtype = encoding.get("dtype_str") if name == "lima2" else None
+    return StreamKind(name, dtype=str(dtype) if dtype is not None else None, plugin=plugin, scan=scan, stream=stream)
+
+
+def stats_from_xinfo(reply: dict, kind: str) -> StreamStats:
+    added = int(reply.get("entries-added", reply.get("length", 0)))
+    last = reply.get("last-entry")
+    last_id = reply.get("last-generated-id", b"0-0")
+    sealed = last_id == SEAL_ID
+    entries = added - 1 if sealed else added
+    stats = StreamStats(entries=max(entries, 0), points=0, sealed=sealed)
+    if last:
+        entry_id, fields = last
+        if entry_id != SEAL_ID or kind == "numeric":
+            set_points(stats, kind, entry_id, fields)
+        # sealed status kinds: read from the entry before the seal (DataStoreSource._parse_stats)
+    return stats
+
+
+def set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: dict) -> None:
+    try:
+        if entry_id == SEAL_ID:
+            # the seal's `id` is the stream's length (last index + len): points, for a default stream
+            stats.points = _int(fields.get(b"id"), "bad_index", "seal id")
+        else:
+            stats.points = _entry_points(kind, entry_id, fields)
+    except StreamDecodeError as exc:
+        stats.points = 0  # no new points: the counted ones stay as they were
+        stats.error = (exc.reason, exc.detail)
+
+
+def _entry_points(kind: str, entry_id: bytes, fields: dict) -> int:
+    """Points a stream holds up to one (non-seal) entry of it, per the stream's kind."""
+    if kind == "numeric":
+        index, _, seq = entry_id.partition(b"-")
+        if seq != b"1":  # blissdata writes every data entry as "<first point index>-1"
+            raise StreamDecodeError("bad_index", f"entry id {entry_id!r} is not <point index>-1")
+        length = _int(fields.get(b"len", b"1"), "bad_index", "len")
+        if length < 1:
+            raise StreamDecodeError("bad_index", f"len {length} < 1")
+        return int(index) + length
+    if kind == "lima":
+        status = _json_payload(fields, "bad_status")
+        if not isinstance(status, dict):
+            raise StreamDecodeError("bad_status", "lima status is not a JSON object")
+        # blissdata's LimaClient.update(last_index=-1, ...): absent means no frame yet
+        return _int(status.get("last_index", -1), "bad_status", "lima last_index", minimum=-1) + 1
+    if kind == "lima2":
+        return _lima2_frames(getattr(kind, "dtype", None), fields)
+    if kind == "mosca":
+        status = _json_payload(fields, "bad_status")
+        if not isinstance(status, dict) or "last_read_index" not in status:
+            raise StreamDecodeError("bad_status", "mosca status has no last_read_index")
+        return _int(status["last_read_index"], "bad_status", "mosca last_read_index", minimum=-1) + 1
+    if kind == "scan_sequence":
+        ref = _json_payload(fields, "bad_reference")
+        if not isinstance(ref, dict) or not isinstance(ref.get("key"), str) or not ref["key"]:
+            raise StreamDecodeError("bad_reference", "subscan reference has no scan key")
+        return 0
+    return 0  # unknown plugin: entries only
+
+
+def _int(value, reason: str, what: str, minimum: int = 0) -> int:
+    """An integer field or JSON value (not a bool, not a float), at least `minimum`."""
+    if isinstance(value, bytes):  # a Redis field (JSON strings are not integers)
+        try:
+            value = int(value)
+        except ValueError:
+            raise StreamDecodeError(reason, f"{what} {value!r} is not an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StreamDecodeError(reason, f"{what} {value!r} is not an integer")
+    if value < minimum:
+        raise StreamDecodeError(reason, f"{what} {value} < {minimum}")
+    return value
+
+
+def _json_payload(fields: dict, reason: str):
+    payload = fields.get(b"payload")
+    if payload is None:
+        raise StreamDecodeError(reason, "entry has no payload")
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StreamDecodeError(reason, f"payload is not JSON: {exc}") from None
+
+
+def _lima2_frames(dtype: str | None, fields: dict) -> int:
+    """blissdata-lima2's status: NumericStreamEncoder(np.uint32) of the frames available so far.
+
+    The payload is the batch's raw bytes (`ndarray.tobytes()`, point shape ()), `len` values when
+    the field is there; the last value is the current count.
+    """
+    import numpy as np  # only streams of this kind need it
+
+    payload = fields.get(b"payload")
+    if payload is None:
+        raise StreamDecodeError("bad_status", "lima2 status has no payload")
+    length = _int(fields.get(b"len", b"1"), "bad_status", "lima2 status len", minimum=1)
+    try:
+        values = np.frombuffer(payload, dtype=np.dtype(dtype or "<u4"))
+    except (TypeError, ValueError) as exc:
+        raise StreamDecodeError("bad_status", f"lima2 status payload does not decode as {dtype}: {exc}") from None
+    if values.shape != (length,) or values.dtype.kind not in "iu":
+        raise StreamDecodeError(
+            "bad_status", f"lima2 status payload holds {values.size} {values.dtype} values, not {length} integers"
+        )
+    return _int(int(values[-1]), "bad_status", "lima2 frames")
