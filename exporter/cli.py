@@ -116,6 +116,8 @@ def exporter_parser() -> Parser:
                    help="histogram buckets of bliss_scan_duration_seconds, comma-separated seconds")
     p.add_argument("--web.config.file", dest="web_config_file", default=env("WEB_CONFIG_FILE"),
                    help="Prometheus exporter web config (TLS, basic auth)")
+    p.add_argument("--http-header-timeout", type=positive_float, default=env("HTTP_HEADER_TIMEOUT"),
+                   help=argparse.SUPPRESS)  # seconds for a request's line and headers (tests lower it)
     return p
 
 
@@ -197,6 +199,10 @@ def run_exporter(argv: list[str]) -> int:
             ssl_args, auth = load_web_config(config.web_config_file)
         except WebConfigError as exc:
             raise UsageError(str(exc)) from None
+    if args.http_header_timeout:
+        from .http import HttpServer
+
+        HttpServer.HEADER_TIMEOUT = args.http_header_timeout
     exporter = Exporter(config)
     if auth is not None:
         exporter.routes = auth.wrap(exporter.routes)
