@@ -7,6 +7,7 @@ import html
 import resource
 import socket
 import time
+from urllib.parse import urlsplit
 
 import gevent
 import structlog
@@ -97,7 +98,7 @@ class _Connection:
 
 class _Handler(WSGIHandler):
     """gevent's handler: no traceback for bad input, a deadline for each request's line and headers,
-    request bodies never read."""
+    absolute-form targets routed by their path, request bodies never read."""
 
     def _handle_client_error(self, ex):  # any client could flood the log
         return ("400", pywsgi._BAD_REQUEST_RESPONSE)
@@ -115,6 +116,10 @@ class _Handler(WSGIHandler):
         conn = self.server.connection()
         if conn is not None:
             self.server.busy(conn)
+        if not self.path.startswith("/"):  # absolute-form (RFC 9112 §3.2.2): route by the path
+            target = urlsplit(self.path)
+            if target.scheme.lower() in ("http", "https") and target.netloc:
+                self.path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         return ok
 
     def get_environ(self):

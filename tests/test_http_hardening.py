@@ -1,5 +1,5 @@
 """HTTP hardening (issue 10): slow clients beyond the file-descriptor limit, accept() out of
-descriptors, request bodies."""
+descriptors, request bodies, absolute-form targets."""
 
 from __future__ import annotations
 
@@ -226,3 +226,18 @@ def test_request_body_is_not_awaited_and_kept_alive_connections_outlive_the_head
         reply = _read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"\r\n\r\nok\n"), reply[:300]
     assert "Traceback" not in exporter.stderr()
+
+
+@pytest.mark.parametrize("target, status, body", [
+    (b"http://127.0.0.1/metrics", 200, b"bliss_datastore_up 1.0"),
+    (b"HTTP://exporter.example:9811/healthz?x=1", 200, b"ok\n"),
+    (b"https://exporter.example/readyz", 200, b"ready\n"),
+    (b"http://exporter.example", 200, b"<html"),
+    (b"http://exporter.example/nope", 404, b"not found"),
+])
+def test_absolute_form_request_target_is_routed_by_its_path(start_exporter, target, status, body):
+    exporter = start_exporter()
+    with _open_connection(exporter.port) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = _read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 %d " % status) and body in reply, reply[:300]
