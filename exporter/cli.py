@@ -209,7 +209,9 @@ def run_exporter(argv: list[str]) -> int:
     try:
         run_until_signal(lambda: exporter.start(ssl_args), exporter.stop)
     except OSError as exc:  # e.g. the listen port is taken
-        print(f"bliss-exporter: error: cannot listen on {args.listen_address[0]}:{args.listen_address[1]}: "
+        from .http import format_address
+
+        print(f"bliss-exporter: error: cannot listen on {format_address(*args.listen_address)}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

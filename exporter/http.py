@@ -171,6 +171,11 @@ class HttpServer(WSGIServer):
         self._closing = 0  # evicted, not yet closed
         self._warned: dict[str, float] = {}
 
+    @property
+    def listen_address(self) -> str:
+        """The bound HOST:PORT as a client writes it ([::1]:9811 for IPv6)."""
+        return format_address(self.server_host, self.server_port)
+
     def do_read(self):
         try:
             accepted = super().do_read()
@@ -258,6 +263,11 @@ def connection_limit(cap: int, reserve: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return cap
     return max(1, min(cap, soft - reserve))
+
+
+def format_address(host: str, port: int) -> str:
+    """HOST:PORT, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def make_server(host: str, port: int, app, ssl_args: dict | None = None) -> HttpServer:

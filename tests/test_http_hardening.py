@@ -1,9 +1,10 @@
 """HTTP hardening (issue 10): slow clients beyond the file-descriptor limit, accept() out of
-descriptors, request bodies, absolute-form targets."""
+descriptors, request bodies, absolute-form targets, IPv6 listen address."""
 
 from __future__ import annotations
 
 import json
+import re
 import resource
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import time
 import pytest
 import requests
 
-from exporter.http import HttpServer
+from exporter.http import HttpServer, format_address
 from exporter.redis_stack import free_port
 
 from .helpers import ROOT, ExporterProcess, parse_metrics, wait_until
@@ -241,3 +242,27 @@ def test_absolute_form_request_target_is_routed_by_its_path(start_exporter, targ
         sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = _read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 %d " % status) and body in reply, reply[:300]
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_listen_address_formatting():
+    assert format_address("::1", 9811) == "[::1]:9811"
+    assert format_address("::", 80) == "[::]:80"
+    assert format_address("0.0.0.0", 9811) == "0.0.0.0:9811"
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_listen_address_is_logged_in_brackets(start_exporter):
+    exporter = start_exporter("--listen-address", "[::1]:0", ready=False)
+    start = wait_until(lambda: exporter.logs("exporter_start"), 30, what="exporter_start")[0]
+    match = re.fullmatch(r"\[::1\]:(\d+)", start["listen_address"])
+    assert match, start["listen_address"]
+    assert requests.get(f"http://[::1]:{match.group(1)}/healthz", timeout=5).status_code == 200
