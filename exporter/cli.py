@@ -168,19 +168,28 @@ def config_from_args(args):
     )
 
 
+IGNORED_SIGNALS = ("SIGHUP", "SIGUSR1", "SIGUSR2")  # nothing to reload or dump: a stray one must not kill
+
+
 def run_until_signal(start, stop) -> None:
-    """Call start(), wait for SIGINT/SIGTERM, call stop()."""
+    """Call start(), wait for SIGINT/SIGTERM, call stop(); SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored."""
     import signal
 
     import gevent
+    import structlog
     from gevent.event import Event
 
+    log = structlog.get_logger("bliss_exporter")
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
+    ignored = [gevent.signal_handler(getattr(signal, name), log.info, "signal_ignored", signal=name)
+               for name in IGNORED_SIGNALS]  # kept referenced while running
     start()
     stopping.wait()
     stop()
+    for handler in ignored:
+        handler.cancel()
 
 
 def run_exporter(argv: list[str]) -> int:

@@ -1,11 +1,12 @@
-"""HTTP hardening (issue 10): slow clients beyond the file-descriptor limit, accept() out of
-descriptors, request bodies, absolute-form targets, IPv6 listen address."""
+"""HTTP and process hardening (issue 10): slow clients beyond the file-descriptor limit, accept()
+out of descriptors, request bodies, absolute-form targets, IPv6 listen address, stray signals."""
 
 from __future__ import annotations
 
 import json
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -266,3 +267,18 @@ def test_ipv6_listen_address_is_logged_in_brackets(start_exporter):
     match = re.fullmatch(r"\[::1\]:(\d+)", start["listen_address"])
     assert match, start["listen_address"]
     assert requests.get(f"http://[::1]:{match.group(1)}/healthz", timeout=5).status_code == 200
+
+
+def test_hup_and_usr_signals_are_logged_and_ignored(start_exporter):
+    exporter = start_exporter()
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        exporter.proc.send_signal(sig)
+        wait_until(lambda: sig.name in [e["signal"] for e in exporter.logs("signal_ignored")], 10,
+                   what=f"{sig.name} logged")
+        assert exporter.proc.poll() is None, exporter.proc.returncode
+        assert exporter.get("/healthz").status_code == 200
+    assert [(e["signal"], e["level"]) for e in exporter.logs("signal_ignored")] == [
+        ("SIGHUP", "info"), ("SIGUSR1", "info"), ("SIGUSR2", "info")]
+    assert exporter.stop(signal.SIGTERM) == 0
+    assert [e["event"] for e in exporter.logs()][-1] == "exporter_stop"
+    assert "Traceback" not in exporter.stderr()
