@@ -144,7 +144,7 @@ class Exporter:
         log.info(
             "exporter_start",
             version=__version__,
-            listen_address=f"{self.config.listen_host}:{self.server.server_port}",
+            listen_address=self.server.listen_address,
             telemetry_path=self.config.telemetry_path,
             datastore=self.datastore,
             session_filter=str(self.sessions),

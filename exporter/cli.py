@@ -116,6 +116,8 @@ def exporter_parser() -> Parser:
                    help="histogram buckets of bliss_scan_duration_seconds, comma-separated seconds")
     p.add_argument("--web.config.file", dest="web_config_file", default=env("WEB_CONFIG_FILE"),
                    help="Prometheus exporter web config (TLS, basic auth)")
+    p.add_argument("--http-header-timeout", type=positive_float, default=env("HTTP_HEADER_TIMEOUT"),
+                   help=argparse.SUPPRESS)  # seconds for a request's line and headers (tests lower it)
     return p
 
 
@@ -166,19 +168,28 @@ def config_from_args(args):
     )
 
 
+IGNORED_SIGNALS = ("SIGHUP", "SIGUSR1", "SIGUSR2")  # nothing to reload or dump: a stray one must not kill
+
+
 def run_until_signal(start, stop) -> None:
-    """Call start(), wait for SIGINT/SIGTERM, call stop()."""
+    """Call start(), wait for SIGINT/SIGTERM, call stop(); SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored."""
     import signal
 
     import gevent
+    import structlog
     from gevent.event import Event
 
+    log = structlog.get_logger("bliss_exporter")
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
+    ignored = [gevent.signal_handler(getattr(signal, name), log.info, "signal_ignored", signal=name)
+               for name in IGNORED_SIGNALS]  # kept referenced while running
     start()
     stopping.wait()
     stop()
+    for handler in ignored:
+        handler.cancel()
 
 
 def run_exporter(argv: list[str]) -> int:
@@ -197,13 +208,19 @@ def run_exporter(argv: list[str]) -> int:
             ssl_args, auth = load_web_config(config.web_config_file)
         except WebConfigError as exc:
             raise UsageError(str(exc)) from None
+    if args.http_header_timeout:
+        from .web.http import HttpServer
+
+        HttpServer.HEADER_TIMEOUT = args.http_header_timeout
     exporter = Exporter(config)
     if auth is not None:
         exporter.routes = auth.wrap(exporter.routes)
     try:
         run_until_signal(lambda: exporter.start(ssl_args), exporter.stop)
     except OSError as exc:  # e.g. the listen port is taken
-        print(f"bliss-exporter: error: cannot listen on {args.listen_address[0]}:{args.listen_address[1]}: "
+        from .web.http import format_address
+
+        print(f"bliss-exporter: error: cannot listen on {format_address(*args.listen_address)}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

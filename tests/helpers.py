@@ -67,7 +67,7 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
 class ExporterProcess:
     """`python -m exporter ...` as a child process on a free port, JSON logs captured."""
 
-    def __init__(self, args: list[str], tmp_path: Path, env: dict | None = None):
+    def __init__(self, args: list[str], tmp_path: Path, env: dict | None = None, preexec_fn=None):
         self.port = free_port()
         self.log_path = tmp_path / f"exporter-{self.port}.log"
         self.err_path = tmp_path / f"exporter-{self.port}.err"
@@ -77,7 +77,7 @@ class ExporterProcess:
         cmd = [sys.executable, "-m", "exporter", "--listen-address", f"127.0.0.1:{self.port}",
                "--log-format", "json", *args]
         self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "wb"), stderr=open(self.err_path, "wb"),
-                                     env=full_env, cwd=ROOT)
+                                     env=full_env, cwd=ROOT, preexec_fn=preexec_fn)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, path: str = "/readyz", timeout: float = 30.0) -> "ExporterProcess":

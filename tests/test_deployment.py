@@ -213,7 +213,7 @@ def test_systemd_unit_runs_the_exporter_hardened(tmp_path):
     assert exec_start[0] == "/opt/bliss-exporter/bin/bliss-exporter"  # deploy/install-venv.sh /opt/bliss-exporter
     assert service["EnvironmentFile"] == "/etc/bliss-exporter/bliss-exporter.env"
     for key, value in {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
-                       "ProtectHome": "yes", "PrivateTmp": "yes", "Restart": "on-failure"}.items():
+                       "ProtectHome": "yes", "PrivateTmp": "yes", "Restart": "always"}.items():
         assert service[key] == value, key
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
