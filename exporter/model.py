@@ -142,6 +142,21 @@ class ScanRecord:
         return sum(s.points for s in self.streams.values())
 
     @property
+    def done(self) -> int:
+        """How far the scan is: points of its fullest data stream (references aside); children seen for a sequence."""
+        if self.role == ROLE_SEQUENCE:
+            return len(self.subscans)
+        return max((s.points for s in self.streams.values() if not s.reference), default=0)
+
+    @property
+    def progress(self) -> float | None:
+        """`done` over npoints (over `sequence_info.scan_count` for a sequence), in [0, 1]; None if unknown."""
+        expected = self.scan_count if self.role == ROLE_SEQUENCE else self.npoints
+        if not valid_count(expected) or (self.role != ROLE_SEQUENCE and not self.streams):
+            return None
+        return max(0.0, min(1.0, self.done / expected))
+
+    @property
     def duration(self) -> float | None:
         """STARTED (or creation, if never started) to CLOSED, in Redis server time."""
         begin = self.started_at if self.started_at is not None else self.created_at

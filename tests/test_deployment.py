@@ -250,7 +250,8 @@ def env_file(path: Path) -> tuple[dict, set]:
 
 
 def test_environment_file_example_is_a_valid_configuration(monkeypatch):
-    from exporter.cli import ENV_PREFIX, config_from_args, exporter_parser, parse_exporter_args
+    from exporter.config import exporter_parser, load_config
+    from exporter.options import ENV_PREFIX
 
     active, examples = env_file(DEPLOY / "systemd" / "bliss-exporter.env")
     known = {ENV_PREFIX + a.dest.upper() for a in exporter_parser()._actions if a.dest != "help"}
@@ -261,14 +262,14 @@ def test_environment_file_example_is_a_valid_configuration(monkeypatch):
             monkeypatch.delenv(name)
     for name, value in active.items():
         monkeypatch.setenv(name, value)
-    config = config_from_args(parse_exporter_args([]))
+    config = load_config([])
     assert config.beacon_host == "id00-beacon.example.org:10001" and config.redis_url is None
     assert config.sessions == ["id00_*"] and config.stall_threshold == 600
     assert (config.listen_host, config.listen_port) == ("0.0.0.0", 9811)
     # the commented-out alternative data store is valid too
     monkeypatch.delenv("BEACON_HOST")
     monkeypatch.setenv("BLISS_EXPORTER_REDIS_URL", "redis://id00-bliss-data.example.org:6380")
-    assert config_from_args(parse_exporter_args([])).redis_url == "redis://id00-bliss-data.example.org:6380"
+    assert load_config([]).redis_url == "redis://id00-bliss-data.example.org:6380"
 
 
 # -- Prometheus and Alertmanager ------------------------------------------------------------------

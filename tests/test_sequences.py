@@ -23,10 +23,12 @@ from exporter.devtools.simulator import (
     scan_info,
 )
 from exporter.model import ScanRecord, State, StreamCursor
-from exporter.sinks.metrics import ExporterMetrics, scan_progress
+from exporter.sinks.events import ScanDiscovered, ScanEnded
+from exporter.sinks.metrics import ExporterMetrics
 from exporter.store import ScanDocument
+from exporter.view import ExporterView
 from exporter.watchers.scan_watcher import record_from_document
-from exporter.web.status import RecentScans, StatusPage
+from exporter.web.status import StatusPage
 
 from .helpers import parse_metrics, run_cli, wait_until
 
@@ -39,27 +41,27 @@ def test_progress_needs_an_integer_npoints_above_zero_and_stays_in_0_1():
     for bad in (-5, 0, True, False, 2.5, "10", None):
         record = record_from_document(doc({"npoints": bad}), adopted=False)
         record.streams = {"a": StreamCursor("a", "x", "numeric", points=2)}
-        assert record.npoints is None and scan_progress(record) is None, bad
+        assert record.npoints is None and record.progress is None, bad
     record = record_from_document(doc({"npoints": 4, "count_time": True}), adopted=False)
     assert record.count_time is None  # a bool is no count time either
     record.streams = {"a": StreamCursor("a", "x", "numeric", points=2)}
-    assert scan_progress(record) == 0.5
+    assert record.progress == 0.5
     record.streams["a"].points = 9
-    assert scan_progress(record) == 1.0
+    assert record.progress == 1.0
 
 
 def test_end_reason_label_is_bounded_and_the_known_reasons_always_pass():
     registry = CollectorRegistry()
-    metrics = ExporterMetrics(registry, lambda: [])
+    metrics = ExporterMetrics(registry, ExporterView(None, datastore=str))
     for n in range(200):
         scan = ScanRecord(key=f"k{n}", session="s1", name="ct", number=n, scan_type="ct", uris=[],
                           state=State.CLOSED, end_reason=f"odd reason {n}")
-        metrics.scan_discovered(scan)
-        metrics.scan_ended(scan)
+        metrics(ScanDiscovered(scan))
+        metrics(ScanEnded(scan))
     for reason in ("SUCCESS", "FAILURE", "USER_ABORT", "DELETION", None):
         scan = ScanRecord(key=reason or "none", session="s1", name="ct", number=1, scan_type="ct", uris=[],
                           state=State.CLOSED, end_reason=reason)
-        metrics.scan_ended(scan)
+        metrics(ScanEnded(scan))
     samples = parse_metrics(_exposition(registry))
     reasons = {dict(k[1])["end_reason"]: v for k, v in samples.items()
                if k[0] == "bliss_scans_ended_total" and dict(k[1]).get("role", "scan") == "scan"}
@@ -344,7 +346,7 @@ def test_simulate_sequences_truth_equals_the_exporter_counts(start_exporter, red
 
 
 def test_status_page_shows_children_under_their_sequence():
-    from .test_status_page import Page, fake_exporter
+    from .test_status_page import Page, status_view
 
     now = 1_000_000.0
     parent = ScanRecord(key="p", session="s1", name="sequence", number=5, scan_type="sequence", uris=[],
@@ -357,12 +359,12 @@ def test_status_page_shows_children_under_their_sequence():
                        index_in_sequence=1, parent=parent)
     child.streams = {"a": StreamCursor("a", "timer:epoch", "numeric", points=4)}
     parent.running = {"c2": child}
-    recent = RecentScans(clock=lambda: now)
+    view = status_view([child, other, parent], threshold=10.0, clock=lambda: now)
     ended = ScanRecord(key="c1", session="s1", name="loopscan", number=6, scan_type="loopscan", uris=[],
                        role="subscan", sequence="5_sequence", end_reason="SUCCESS", started_at=now - 5,
                        closed_at=now - 2)
-    recent.scan_ended(ended)
-    status = StatusPage(fake_exporter([child, other, parent], threshold=10.0), recent, clock=lambda: now)
+    view(ScanEnded(ended))
+    status = StatusPage(view, clock=lambda: now)
     page = Page(status("/metrics"))
     active = [r for r in page.rows if "scan" in r["class"].split()]
     assert [r["scan"] for r in active] == ["5_sequence", "7_loopscan", "9_ct"]

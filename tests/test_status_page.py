@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 from exporter.devtools.simulator import ScanSpec, publish_scan
 from exporter.model import ScanRecord, State, StreamCursor
-from exporter.web.status import RecentScans, StatusPage
+from exporter.sinks.events import ScanDiscovered, ScanEnded, ScanLost
+from exporter.view import ExporterView
+from exporter.web.status import StatusPage
 
 from .helpers import ROOT, require_tool, wait_until
 
@@ -76,15 +78,15 @@ class Page(HTMLParser):
         return found
 
 
-def fake_exporter(records, ready=True, reason="", threshold=1.0):
-    return SimpleNamespace(
-        health=SimpleNamespace(ready=ready, reason=reason),
-        datastore="redis://bliss-data:6380",
-        sessions="id00_*",
-        metrics=SimpleNamespace(sessions_seen={r.session for r in records}),
-        scan_watcher=SimpleNamespace(active={r.key: r for r in records}),
-        config=SimpleNamespace(stall_threshold=threshold, stall_factor=10.0),
-    )
+def status_view(records, ready=True, reason="", threshold=1.0, recent_limit=50, clock=time.time):
+    """The read model the page renders: these records active, the given health, filter id00_*."""
+    view = ExporterView(SimpleNamespace(ready=ready, reason=reason), datastore=lambda: "redis://bliss-data:6380",
+                        session_filter="id00_*", stall_threshold=threshold, stall_factor=10.0,
+                        recent_limit=recent_limit, clock=clock)
+    view.attach(lambda: records)
+    for r in records:
+        view(ScanDiscovered(r))
+    return view
 
 
 def record(key, session, name, number, npoints, points, last_event_at, count_time=0.01, uris=()):
@@ -100,14 +102,14 @@ def test_page_escapes_everything_marks_stalled_scans_and_keeps_a_bounded_history
     evil = "<script>alert(1)</script>"
     stalled = record("k1", "id00_<b>", evil, 7, 10, 4, now - 5.0, uris=['/data/"x".h5::/7.1'])
     busy = record("k2", "id00_busy", "loopscan", 8, 20, 5, now - 0.2)
-    recent = RecentScans(limit=3, clock=lambda: now)
+    view = status_view([stalled, busy], ready=False, reason="ConnectionError: <refused>", recent_limit=3,
+                       clock=lambda: now)
     for n in range(5):
         ended = record(f"e{n}", "id00_busy", "ascan", n, 10, 10, now - 1)
         ended.started_at, ended.closed_at, ended.end_reason = now - 30, now - 10 + n, "<FAILURE>"
-        recent.scan_ended(ended)
-    recent.scan_lost(record("l", "id00_busy", "ct", 99, 1, 0, now - 2), "vanished")
-    page = StatusPage(fake_exporter([stalled, busy], ready=False, reason="ConnectionError: <refused>"),
-                      recent, clock=lambda: now)
+        view(ScanEnded(ended))
+    view(ScanLost(record("l", "id00_busy", "ct", 99, 1, 0, now - 2), "vanished"))
+    page = StatusPage(view, clock=lambda: now)
     text = page("/prom&metrics")
 
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -223,9 +225,8 @@ def test_status_page_in_headless_chromium(start_exporter, data_store, tmp_path):
 
 
 def test_page_before_the_data_store_is_found():
-    exporter = fake_exporter([], ready=False, reason="Beacon: OSError: Beacon id00:10001 did not answer")
-    exporter.scan_watcher = None  # still asking Beacon
-    text = StatusPage(exporter, RecentScans())("/metrics")
+    view = status_view([], ready=False, reason="Beacon: OSError: Beacon id00:10001 did not answer")
+    text = StatusPage(view)("/metrics")  # no scan watcher attached: still asking Beacon
     page = Page(text)
     assert page.ids["datastore-status"] == "DOWN" and "did not answer" in text
     assert "No session seen yet." in text and "No active scan." in text and "No scan ended" in text

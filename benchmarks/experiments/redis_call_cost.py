@@ -98,13 +98,14 @@ def main() -> int:
             print(f"{name:<62} {cost(fn, a.n):11.0f}")
 
         from exporter.model import ScanRecord
+        from exporter.sinks.events import ScanDiscovered, ScanEnded
         from exporter.sinks.logs import LogSink, configure
         configure("json", "info", io.StringIO())
         sink = LogSink()
         rec = ScanRecord(key="esrf:scan:x", session="s", name="loopscan", number=1, scan_type="loopscan",
                          uris=[], npoints=10, count_time=0.1, title="loopscan 10 0.1", state_key=state)
-        for name, fn in (("log line scan_start (structlog JSON)", lambda: sink.scan_discovered(rec)),
-                         ("log line scan_end (structlog JSON)", lambda: sink.scan_ended(rec))):
+        for name, fn in (("log line scan_start (structlog JSON)", lambda: sink(ScanDiscovered(rec))),
+                         ("log line scan_end (structlog JSON)", lambda: sink(ScanEnded(rec)))):
             print(f"{name:<62} {cost(fn, a.n):11.0f}")
     finally:
         server.cleanup()

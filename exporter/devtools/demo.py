@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import structlog
 
-from ..cli import Parser, config_from_args, parse_exporter_args, parse_listen_address, run_until_signal
+from ..options import parse_listen_address
 
 log = structlog.get_logger("bliss_exporter.demo")
 
 
-def main(argv: list[str]) -> int:
-    from ..app import Exporter
-    from ..sinks import logs
-    from .redis_stack import RedisStackError, RedisStackServer
-
-    p = Parser(prog="bliss-exporter demo", description="Run the exporter on a simulated beamline.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `demo` sub-command's flags."""
     p.add_argument("--listen-address", default="127.0.0.1:9811", type=parse_listen_address)
     p.add_argument("--sessions", default="demo_session,id00_session", help="comma-separated simulated sessions")
     p.add_argument("--log-format", choices=("json", "console"), default=None)
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Embedded Redis Stack, the simulator in a child process, and an exporter, until SIGINT/SIGTERM."""
+    from ..app import Exporter
+    from ..config import Config
+    from ..runtime import configure_process, run_until_signal
+    from ..sinks.logs import default_format
+    from .redis_stack import RedisStackError, RedisStackServer
 
     server = RedisStackServer()
     try:
@@ -32,12 +37,10 @@ def main(argv: list[str]) -> int:
         server.cleanup()
         return 1
     host, port = args.listen_address
-    exporter_args = ["--redis-url", server.url, "--listen-address", f"{host}:{port}"]
-    if args.log_format:
-        exporter_args += ["--log-format", args.log_format]
-    xargs = parse_exporter_args(exporter_args)
-    logs.configure(xargs.log_format, "info")
-    exporter = Exporter(config_from_args(xargs))
+    config = Config(redis_url=server.url, listen_host=host, listen_port=port,
+                    log_format=args.log_format or default_format())
+    configure_process(config.log_format, "info")
+    exporter = Exporter(config)
     sim_cmd = [sys.executable, "-m", "exporter", "simulate", "--redis-url", server.url, "--scans", "0",
                "--interval", "2", "--lima", "--mca", "--sequences", "--log-format", "json"]
     for session in args.sessions.split(","):
@@ -49,7 +52,7 @@ def main(argv: list[str]) -> int:
         exporter.start()
         simulator = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        print(f"\nbliss-exporter demo running: metrics at http://{shown}:{exporter.port}{xargs.telemetry_path}"
+        print(f"\nbliss-exporter demo running: metrics at http://{shown}:{exporter.port}{config.telemetry_path}"
               f"  (status page http://{shown}:{exporter.port}/ ; Ctrl-C to stop)\n", flush=True)
 
     def stop():

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 
 import structlog
 
-from ..cli import Parser, UsageError, env, parse_redis_url
-from .simulator import Truth, open_data_store, publish_scan, publish_sequence, random_sequence, random_spec
+from ..options import UsageError, env, parse_redis_url
 
 log = structlog.get_logger("bliss_exporter.simulator")
 
 
-def simulate_parser() -> Parser:
-    p = Parser(prog="bliss-exporter simulate", description="Publish realistic BLISS-like scans through blissdata.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `simulate` sub-command's flags."""
     p.add_argument("--redis-url", type=parse_redis_url, default=env("REDIS_URL"), help="data Redis URL")
     p.add_argument("--session", action="append", default=None, help="session name (repeatable; default demo_session)")
     p.add_argument("--scans", type=int, default=10,
@@ -29,18 +29,18 @@ def simulate_parser() -> Parser:
     p.add_argument("--seed", type=int, default=None, help="random seed (reproducible scans)")
     p.add_argument("--first-number", type=int, default=1, help="scan number of the first scan")
     p.add_argument("--log-format", choices=("json", "console"), default="console")
-    return p
 
 
-def main(argv: list[str]) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Publish scans per session until done (or forever with --scans 0)."""
     import gevent
 
-    from ..sinks import logs
+    from ..runtime import configure_process
+    from .simulator import Truth, open_data_store, publish_scan, publish_sequence, random_sequence, random_spec
 
-    args = simulate_parser().parse_args(argv)
     if not args.redis_url:
         raise UsageError("simulate needs --redis-url")
-    logs.configure(args.log_format, "info")
+    configure_process(args.log_format, "info")
     sessions = args.session or ["demo_session"]
     try:
         store = open_data_store(args.redis_url)

@@ -1,62 +1,79 @@
-"""The events watchers emit, and the sink protocol that metrics and logs implement."""
+"""What the watchers see, as small event objects, and the chain of sinks that receives them.
+
+A sink is any callable taking one event; it handles the kinds it cares about and ignores the rest.
+The chain is configured in one place (the exporter's wiring), like structlog's processor chain:
+metrics, log lines, the recently-ended list of the read model.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Union
 
 from ..model import ScanRecord
 
 
-class EventSink(Protocol):
-    """Receives what the watchers see; implemented by the metrics and the log sinks."""
+@dataclass(frozen=True, slots=True)
+class ScanDiscovered:
+    """A scan starts being watched (new, or adopted at start-up)."""
 
-    def scan_discovered(self, scan: ScanRecord) -> None:
-        """A scan starts being watched (new, or adopted at start-up)."""
-
-    def scan_counted(self, scan: ScanRecord, events: Counter, points: int) -> None:
-        """New events (by EventType) and points of a watched scan."""
-
-    def scan_ended(self, scan: ScanRecord) -> None:
-        """A watched scan reached CLOSED; its counts are final."""
-
-    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
-        """A watched scan disappeared from the data store before it was closed."""
-
-    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
-        """A scan could not be watched (vanished, invalid document)."""
-
-    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
-        """A scan's sequence link is wrong: `bad_group` (the child's group is no sequence),
-        `bad_reference` (an entry of the sequence's SUBSCANS stream is no scan reference)."""
+    scan: ScanRecord
 
 
-class Fanout:
-    """Forwards every event to several sinks, in order."""
+@dataclass(frozen=True, slots=True)
+class ScanCounted:
+    """New events (by EventType) and points of a watched scan."""
 
-    def __init__(self, *sinks: EventSink):
-        self.sinks = list(sinks)
+    scan: ScanRecord
+    events: Counter
+    points: int
 
-    def scan_discovered(self, scan):
+
+@dataclass(frozen=True, slots=True)
+class ScanEnded:
+    """A watched scan reached CLOSED; its counts are final."""
+
+    scan: ScanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLost:
+    """A watched scan disappeared from the data store before it was closed."""
+
+    scan: ScanRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSkipped:
+    """A scan could not be watched (`vanished`, `invalid` document)."""
+
+    key: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceError:
+    """A wrong sequence link: `bad_group` (the child's group is no sequence), `bad_reference` (a SUBSCANS
+    entry is no scan reference)."""
+
+    scan: ScanRecord
+    reason: str
+    detail: str
+
+
+Event = Union[ScanDiscovered, ScanCounted, ScanEnded, ScanLost, ScanSkipped, SequenceError]
+Sink = Callable[[Event], None]
+
+
+class SinkChain:
+    """Passes every event to each sink, in the configured order."""
+
+    def __init__(self, *sinks: Sink):
+        self.sinks = tuple(sinks)
+
+    def __call__(self, event: Event) -> None:
         for sink in self.sinks:
-            sink.scan_discovered(scan)
-
-    def scan_counted(self, scan, events, points):
-        for sink in self.sinks:
-            sink.scan_counted(scan, events, points)
-
-    def scan_ended(self, scan):
-        for sink in self.sinks:
-            sink.scan_ended(scan)
-
-    def scan_lost(self, scan, reason):
-        for sink in self.sinks:
-            sink.scan_lost(scan, reason)
-
-    def scan_skipped(self, key, reason, detail):
-        for sink in self.sinks:
-            sink.scan_skipped(key, reason, detail)
-
-    def sequence_error(self, scan, reason, detail):
-        for sink in self.sinks:
-            sink.sequence_error(scan, reason, detail)
+            sink(event)

@@ -8,6 +8,7 @@ import sys
 import structlog
 
 from ..model import ROLE_SEQUENCE, EventType, ScanRecord
+from .events import Event, ScanDiscovered, ScanEnded, ScanLost, ScanSkipped, SequenceError
 
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -79,51 +80,33 @@ def sequence_fields(scan: ScanRecord) -> dict:
 
 
 class LogSink:
-    """Writes scan_start / scan_end (and skips, losses) log lines."""
+    """Writes scan_start / scan_end (and skips, losses, sequence errors) log lines."""
 
     def __init__(self, logger=None):
         self.log = logger or structlog.get_logger("bliss_exporter")
 
-    def scan_discovered(self, scan: ScanRecord) -> None:
-        self.log.info(
-            "scan_start",
-            session=scan.session,
-            scan=scan.label,
-            uris=scan.uris,
-            scan_type=scan.scan_type,
-            title=scan.title,
-            adopted=scan.adopted,
-            **sequence_fields(scan),
-            key=scan.key,
-        )
-
-    def scan_counted(self, scan, events, points) -> None:
-        pass
-
-    def scan_ended(self, scan: ScanRecord) -> None:
-        duration = scan.duration
-        self.log.info(
-            "scan_end",
-            session=scan.session,
-            scan=scan.label,
-            uris=scan.uris,
-            duration_seconds=round(duration, 3) if duration is not None else None,
-            end_reason=scan.end_reason,
-            points=scan.points,
-            events=event_counts(scan),
-            **sequence_fields(scan),
-            key=scan.key,
-        )
-
-    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
-        self.log.warning(
-            "scan_lost", session=scan.session, scan=scan.label, reason=reason,
-            points=scan.points, events=event_counts(scan), key=scan.key,
-        )
-
-    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
-        self.log.warning("scan_skipped", key=key, reason=reason, detail=detail)
-
-    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
-        self.log.warning("sequence_error", session=scan.session, scan=scan.label, reason=reason, detail=detail,
-                         key=scan.key)
+    def __call__(self, event: Event) -> None:
+        match event:
+            case ScanDiscovered(scan):
+                self.log.info(
+                    "scan_start", session=scan.session, scan=scan.label, uris=scan.uris, scan_type=scan.scan_type,
+                    title=scan.title, adopted=scan.adopted, **sequence_fields(scan), key=scan.key,
+                )
+            case ScanEnded(scan):
+                duration = scan.duration
+                self.log.info(
+                    "scan_end", session=scan.session, scan=scan.label, uris=scan.uris,
+                    duration_seconds=round(duration, 3) if duration is not None else None,
+                    end_reason=scan.end_reason, points=scan.points, events=event_counts(scan),
+                    **sequence_fields(scan), key=scan.key,
+                )
+            case ScanLost(scan, reason):
+                self.log.warning(
+                    "scan_lost", session=scan.session, scan=scan.label, reason=reason,
+                    points=scan.points, events=event_counts(scan), key=scan.key,
+                )
+            case ScanSkipped(key, reason, detail):
+                self.log.warning("scan_skipped", key=key, reason=reason, detail=detail)
+            case SequenceError(scan, reason, detail):
+                self.log.warning("sequence_error", session=scan.session, scan=scan.label, reason=reason,
+                                 detail=detail, key=scan.key)

@@ -8,8 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import __version__
-from ..model import ACTIVE_STATES, ROLE_SEQUENCE, ROLES, EventType, ScanRecord, clean_label_value, valid_count
+from ..model import ACTIVE_STATES, ROLES, EventType, clean_label_value
 from ..store import STREAM_ERROR_REASONS
+from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScanSkipped, SequenceError
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -47,13 +48,10 @@ class BoundedLabel:
 
 
 class ActiveScansCollector:
-    """Scrape-time view of the scans being watched: counts by state, last event, stall threshold."""
+    """Scrape-time view of the scans being watched: counts by state, last event, stall threshold, progress."""
 
-    def __init__(self, active_scans, sessions_seen: set[str], stall_threshold: float, stall_factor: float):
-        self.active_scans = active_scans  # callable -> iterable of ScanRecord
-        self.sessions_seen = sessions_seen
-        self.stall_threshold = stall_threshold
-        self.stall_factor = stall_factor
+    def __init__(self, view):
+        self.view = view  # exporter.view.ExporterView
 
     def collect(self):
         by_state = GaugeMetricFamily(
@@ -77,16 +75,16 @@ class ActiveScansCollector:
             labels=["session", "scan"],
         )
         counts = {(s, state.name.lower(), role): 0
-                  for s in self.sessions_seen for state in ACTIVE_STATES for role in ROLES}
+                  for s in self.view.sessions() for state in ACTIVE_STATES for role in ROLES}
         per_scan: dict[tuple[str, str], tuple[float, float, float | None]] = {}
-        for record in self.active_scans():
+        for record in self.view.active_scans():
             key = (record.session, record.state.name.lower(), record.role)
             counts[key] = counts.get(key, 0) + 1
             if record.last_event_at is None:
                 continue
             key = (record.session, record.label)
-            thr = record.stall_threshold(self.stall_threshold, self.stall_factor)
-            prog = scan_progress(record)
+            thr = self.view.stall_threshold(record)
+            prog = record.progress
             if key in per_scan:  # two active scans with the same label: keep the most recent
                 old = per_scan[key]
                 if old[0] >= record.last_event_at:
@@ -105,36 +103,22 @@ class ActiveScansCollector:
         yield progress
 
 
-def scan_progress(record: ScanRecord) -> float | None:
-    """Fraction of npoints done, from the stream with the most points (None without npoints), in [0, 1].
-
-    A sequence's progress is its children seen over `sequence_info.scan_count` (None without it).
-    """
-    if record.role == ROLE_SEQUENCE:
-        if not valid_count(record.scan_count):
-            return None
-        return max(0.0, min(1.0, len(record.subscans) / record.scan_count))
-    if not valid_count(record.npoints) or not record.streams:
-        return None
-    done = max(s.points for s in record.streams.values())
-    return max(0.0, min(1.0, done / record.npoints))
-
-
 class ExporterMetrics:
-    """All exporter metrics in one registry; also the EventSink that keeps them up to date."""
+    """All exporter metrics in one registry; also the sink that keeps them up to date.
+
+    `view` (the exporter's read model) feeds the scrape-time collector of active scans.
+    """
 
     def __init__(
         self,
         registry: CollectorRegistry,
-        active_scans,
+        view,
         duration_buckets=DEFAULT_DURATION_BUCKETS,
-        stall_threshold: float = 600.0,
-        stall_factor: float = 10.0,
         max_scan_types: int = 100,
         max_end_reasons: int = 20,
     ):
         self.registry = registry
-        self.sessions_seen: set[str] = set()
+        self._sessions_initialised: set[str] = set()
         self._types_seen: set[tuple[str, str]] = set()
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
@@ -187,10 +171,6 @@ class ExporterMetrics:
             ["reason"],
             registry=registry,
         )
-        self.datastore_up = Gauge(
-            "bliss_datastore_up", "1 while the data store answers as a blissdata data store, else 0.",
-            registry=registry,
-        )
         self.build_info = Gauge(
             "bliss_exporter_build_info", "Constant 1, labelled with the versions.",
             ["version", "blissdata_version"], registry=registry,
@@ -205,11 +185,11 @@ class ExporterMetrics:
         for reason in STREAM_ERROR_REASONS:
             self.stream_errors.labels(reason)
         ProcessCollector(registry=registry)  # process_* : RSS, open fds, CPU (bounded-resource evidence)
-        registry.register(ActiveScansCollector(active_scans, self.sessions_seen, stall_threshold, stall_factor))
+        registry.register(ActiveScansCollector(view))
 
     def _see_session(self, session: str) -> None:
-        if session not in self.sessions_seen:
-            self.sessions_seen.add(session)
+        if session not in self._sessions_initialised:
+            self._sessions_initialised.add(session)
             for event in EventType:
                 self.events.labels(session, event.value)
             self.points.labels(session)
@@ -224,30 +204,31 @@ class ExporterMetrics:
                     self.ended.labels(session, scan_type, role, reason)
                 self.duration.labels(session, scan_type, role)
 
-    # -- EventSink ------------------------------------------------------------------------------
-    def scan_discovered(self, scan: ScanRecord) -> None:
-        self._see_session(scan.session)
-        self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
+    def count_stream_error(self, reason: str) -> None:
+        """A data stream's entries stopped giving points (reported once per stream by the source)."""
+        self.stream_errors.labels(reason).inc()
 
-    def scan_counted(self, scan: ScanRecord, events, points: int) -> None:
-        for event, n in events.items():
-            if n:
-                self.events.labels(scan.session, event.value).inc(n)
-        if points:
-            self.points.labels(scan.session).inc(points)
-
-    def scan_ended(self, scan: ScanRecord) -> None:
-        scan_type = self.scan_type_label(scan.scan_type)
-        reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
-        self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
-        if scan.duration is not None:
-            self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
-
-    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
-        self.lost.labels(scan.session).inc()
-
-    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
-        self.skipped.labels(reason).inc()
-
-    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
-        self.sequence_errors.labels(reason).inc()
+    # -- sink --------------------------------------------------------------------------------------
+    def __call__(self, event: Event) -> None:
+        match event:
+            case ScanCounted(scan, events, points):
+                for event_type, n in events.items():
+                    if n:
+                        self.events.labels(scan.session, event_type.value).inc(n)
+                if points:
+                    self.points.labels(scan.session).inc(points)
+            case ScanDiscovered(scan):
+                self._see_session(scan.session)
+                self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
+            case ScanEnded(scan):
+                scan_type = self.scan_type_label(scan.scan_type)
+                reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
+                self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
+                if scan.duration is not None:
+                    self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
+            case ScanLost(scan, _):
+                self.lost.labels(scan.session).inc()
+            case ScanSkipped(_, reason, _):
+                self.skipped.labels(reason).inc()
+            case SequenceError(_, reason, _):
+                self.sequence_errors.labels(reason).inc()

@@ -30,7 +30,7 @@ from ..model import (
     stream_id_time,
     valid_count,
 )
-from ..sinks.events import EventSink
+from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
 from ..store import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
 
 
@@ -91,14 +91,14 @@ class ScanWatcher:
     def __init__(
         self,
         source: DataStoreSource,
-        sink: EventSink,
+        emit: Sink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
         min_read_interval: float = 0.2,
         clock=time.time,
     ):
         self.source = source
-        self.sink = sink
+        self.emit = emit
         self.poll_interval = poll_interval
         self.liveness_interval = liveness_interval
         self.min_read_interval = min_read_interval
@@ -128,9 +128,9 @@ class ScanWatcher:
             for child in list(self.active.values()):  # children adopted before their parent
                 if child.group == record.key and child.parent is None:
                     self._link(child, record)
-        self.sink.scan_discovered(record)
+        self.emit(ScanDiscovered(record))
         if link_error:
-            self.sink.sequence_error(record, "bad_group", link_error)
+            self.emit(SequenceError(record, "bad_group", link_error))
         # the scan itself, plus its data streams when the document already lists them (PREPARED or later)
         self._count(record, Counter({EventType.NEW_NODE: 1 + len(record.streams)}), 0)
         self._wakeup.set()
@@ -225,7 +225,7 @@ class ScanWatcher:
                             problem = f"{child_key} is this sequence or one of its parents"
                         if problem:
                             detail = f"{cursor.name} entry {entry_id}: {problem}"
-                            self.sink.sequence_error(record, "bad_reference", detail)
+                            self.emit(SequenceError(record, "bad_reference", detail))
                     record.references[cursor.key] = since
                     if not more:
                         break
@@ -280,7 +280,7 @@ class ScanWatcher:
                 record = self._by_state_key.get(key)
                 if record is not None:
                     self._forget(record)
-                    self.sink.scan_lost(record, "invalid state stream")
+                    self.emit(ScanLost(record, "invalid state stream"))
             raise
         for state_key, entries in batches.items():
             record = self._by_state_key.get(state_key)
@@ -387,7 +387,7 @@ class ScanWatcher:
         self._forget(record)
         self._count(record, Counter({EventType.END_SCAN: record.pending_end}), 0)
         record.pending_end = 0
-        self.sink.scan_ended(record)
+        self.emit(ScanEnded(record))
 
     def check_liveness(self) -> None:
         """Drop watched scans whose document or state stream vanished without a CLOSED state."""
@@ -398,7 +398,7 @@ class ScanWatcher:
             record = self.active.get(key)
             if record is not None and reason is not None:
                 self._forget(record)
-                self.sink.scan_lost(record, reason)
+                self.emit(ScanLost(record, reason))
 
     def _forget(self, record: ScanRecord) -> None:
         if record.parent is not None:
@@ -417,7 +417,7 @@ class ScanWatcher:
 
     def _count(self, record: ScanRecord, events: Counter, points: int) -> None:
         record.counts.update(events)
-        self.sink.scan_counted(record, events, points)
+        self.emit(ScanCounted(record, events, points))
 
     def spawn(self) -> gevent.Greenlet:
         return gevent.spawn(self.run)

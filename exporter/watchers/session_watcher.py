@@ -13,7 +13,7 @@ import fnmatch
 import structlog
 
 from ..model import State
-from ..sinks.events import EventSink
+from ..sinks.events import ScanSkipped, Sink
 from ..store import DataStoreSource, ScanGone, ScanInvalid
 from .scan_watcher import ScanWatcher
 
@@ -45,13 +45,13 @@ class SessionWatcher:
         self,
         source: DataStoreSource,
         scans: ScanWatcher,
-        sink: EventSink,
+        emit: Sink,
         sessions: SessionFilter,
         block_ms: int = 1000,
     ):
         self.source = source
         self.scans = scans
-        self.sink = sink
+        self.emit = emit
         self.sessions = sessions
         self.block_ms = block_ms
         self.position: str | None = None  # id of the last history entry handled
@@ -128,10 +128,10 @@ class SessionWatcher:
             doc = self.source.load_scan(key)
         except ScanGone:
             if not adopt:
-                self.sink.scan_skipped(key, "vanished", "deleted before it could be read")
+                self.emit(ScanSkipped(key, "vanished", "deleted before it could be read"))
             return
         except ScanInvalid as exc:
-            self.sink.scan_skipped(key, "invalid", str(exc))
+            self.emit(ScanSkipped(key, "invalid", str(exc)))
             return
         if not self.sessions(doc.session):
             return

@@ -270,6 +270,10 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def make_server(host: str, port: int, app, ssl_args: dict | None = None) -> HttpServer:
+def make_server(host: str, port: int, app, ssl_args: dict | None = None,
+                header_timeout: float | None = None) -> HttpServer:
     """A gevent WSGI server (one greenlet per connection, so scrapes never block the watchers)."""
-    return HttpServer((host, port), app, log=None, error_log=None, **(ssl_args or {}))
+    server = HttpServer((host, port), app, log=None, error_log=None, **(ssl_args or {}))
+    if header_timeout:
+        server.header_timeout = header_timeout
+    return server

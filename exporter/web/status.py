@@ -15,74 +15,11 @@ from datetime import datetime, timezone
 
 from .. import __version__
 from ..model import ROLE_SEQUENCE, ScanRecord
-from ..sinks.metrics import scan_progress
+from ..view import EndedScan, ExporterView
 
 #: Ended scans kept for the page.
 RECENT_LIMIT = 50
 REFRESH_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class EndedScan:
-    """One recently ended (or lost) scan, as the status page shows it."""
-
-    session: str
-    label: str
-    scan_type: str
-    end_reason: str
-    duration: float | None
-    points: int
-    uris: tuple[str, ...]
-    ended_at: float
-    role: str = "scan"
-    sequence: str | None = None  # a child's parent sequence (label)
-
-
-class RecentScans:
-    """Event sink keeping the last `limit` ended scans (lost ones too), newest first."""
-
-    def __init__(self, limit: int = RECENT_LIMIT, clock=time.time):
-        self.scans: collections.deque[EndedScan] = collections.deque(maxlen=limit)
-        self.clock = clock
-
-    def __iter__(self):
-        return iter(list(self.scans))
-
-    def __len__(self) -> int:
-        return len(self.scans)
-
-    def _add(self, scan: ScanRecord, end_reason: str, duration: float | None, ended_at: float | None) -> None:
-        self.scans.appendleft(EndedScan(
-            session=scan.session,
-            label=scan.label,
-            scan_type=scan.scan_type,
-            end_reason=end_reason,
-            duration=duration,
-            points=scan.points,
-            uris=tuple(scan.uris),
-            ended_at=ended_at if ended_at is not None else self.clock(),
-            role=scan.role,
-            sequence=scan.sequence,
-        ))
-
-    # -- EventSink ------------------------------------------------------------------------------
-    def scan_discovered(self, scan: ScanRecord) -> None:
-        pass
-
-    def scan_counted(self, scan: ScanRecord, events, points: int) -> None:
-        pass
-
-    def scan_ended(self, scan: ScanRecord) -> None:
-        self._add(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
-
-    def scan_lost(self, scan: ScanRecord, reason: str) -> None:
-        self._add(scan, f"LOST ({reason})", None, None)
-
-    def scan_skipped(self, key: str, reason: str, detail: str) -> None:
-        pass
-
-    def sequence_error(self, scan: ScanRecord, reason: str, detail: str) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -100,42 +37,26 @@ class ActiveRow:
 
 
 class StatusPage:
-    """Renders the status page of an exporter; Routes calls it with the telemetry path.
+    """Renders the status page from the exporter's read model; Routes calls it with the telemetry path."""
 
-    `exporter` is read at each request (duck-typed, see exporter.app.Exporter): `.health` (.ready,
-    .reason), `.datastore`, `.sessions` (the session filter), `.metrics.sessions_seen`,
-    `.scan_watcher.active` (None until the data store is found), `.config.stall_threshold` and
-    `.config.stall_factor`.
-    """
-
-    def __init__(self, exporter, recent: RecentScans, clock=time.time):
-        self.exporter = exporter
-        self.recent = recent
+    def __init__(self, view: ExporterView, clock=time.time):
+        self.view = view
         self.clock = clock
 
     def active_rows(self, now: float) -> list[ActiveRow]:
-        config = self.exporter.config
-        watcher = self.exporter.scan_watcher
         rows = []
-        for record in list(watcher.active.values()) if watcher is not None else []:
-            if record.role == ROLE_SEQUENCE:
-                done = len(record.subscans)
-            else:
-                done = max((s.points for s in record.streams.values() if not s.reference), default=0)
+        for record in self.view.active_scans():
             idle = max(0.0, now - record.last_event_at) if record.last_event_at is not None else None
-            threshold = record.stall_threshold(config.stall_threshold, config.stall_factor)
-            rows.append(ActiveRow(record, done, scan_progress(record), idle, threshold))
+            rows.append(ActiveRow(record, record.done, record.progress, idle, self.view.stall_threshold(record)))
         rows.sort(key=lambda r: (not r.stalled, r.record.session, r.record.number or 0, r.record.label))
         return nest(rows)
 
     def __call__(self, telemetry_path: str) -> str:
         now = self.clock()
-        exp = self.exporter
         rows = self.active_rows(now)
-        recent = list(self.recent)
+        recent = self.view.recent_scans()
         stalled = sum(r.stalled for r in rows)
-        sessions = sorted(set(exp.metrics.sessions_seen) | {r.record.session for r in rows}
-                          | {s.session for s in recent})
+        sessions = sorted(self.view.sessions() | {r.record.session for r in rows} | {s.session for s in recent})
         title = f"bliss-exporter · {len(rows)} active" + (f", {stalled} stalled" if stalled else "")
         parts = [
             "<!doctype html>",
@@ -161,23 +82,22 @@ class StatusPage:
 
     # -- sections -------------------------------------------------------------------------------
     def _summary(self, now: float, rows: list[ActiveRow], stalled: int) -> str:
-        exp = self.exporter
-        health = exp.health
+        view = self.view
+        health = view.health
         if health.ready:
             status = "<span class='badge ok' id='datastore-status'>UP</span>"
         else:
             status = (f"<span class='badge bad' id='datastore-status'>DOWN</span> "
                       f"<span class='reason'>{e(health.reason or 'unknown')}</span>")
-        cfg = exp.config
         return (
             "<section class='summary'><dl>"
-            f"<div><dt>Data store</dt><dd>{status}<br><code>{e(exp.datastore)}</code></dd></div>"
-            f"<div><dt>Session filter</dt><dd><code>{e(str(exp.sessions))}</code>"
-            f"{' <small>(all sessions)</small>' if str(exp.sessions) == '*' else ''}</dd></div>"
+            f"<div><dt>Data store</dt><dd>{status}<br><code>{e(view.datastore)}</code></dd></div>"
+            f"<div><dt>Session filter</dt><dd><code>{e(view.session_filter)}</code>"
+            f"{' <small>(all sessions)</small>' if view.session_filter == '*' else ''}</dd></div>"
             f"<div><dt>Active scans</dt><dd class='big'>{len(rows)}</dd></div>"
             f"<div><dt>Stalled</dt><dd class='big{' alarm' if stalled else ''}' id='stalled-count'>{stalled}</dd></div>"
-            f"<div><dt>Stall threshold</dt><dd>{e(seconds(cfg.stall_threshold))}, "
-            f"at least {e(f'{cfg.stall_factor:g}')} × count_time</dd></div>"
+            f"<div><dt>Stall threshold</dt><dd>{e(seconds(view.stall_default))}, "
+            f"at least {e(f'{view.stall_factor:g}')} × count_time</dd></div>"
             "</dl></section>"
         )
 
@@ -245,7 +165,7 @@ class StatusPage:
                 + "".join(body) + "</tbody></table></section>")
 
     def _recent(self, recent: list[EndedScan], now: float) -> str:
-        head = f"<section><h2>Recently ended scans <small>(last {self.recent.scans.maxlen})</small></h2>"
+        head = f"<section><h2>Recently ended scans <small>(last {self.view.recent_limit})</small></h2>"
         if not recent:
             return head + "<p class='empty'>No scan ended since the exporter started.</p></section>"
         body = []

@@ -1,0 +1,36 @@
+"""Process-wide switches, set once in `main`: log configuration, prometheus_client defaults, signals."""
+
+from __future__ import annotations
+
+import signal
+
+import gevent
+import structlog
+from gevent.event import Event
+from prometheus_client import disable_created_metrics
+
+from .sinks import logs
+
+
+def configure_process(log_format: str, log_level: str) -> None:
+    """Logs as one line per event; no *_created series (they only confuse dashboards and rate())."""
+    logs.configure(log_format, log_level)
+    disable_created_metrics()
+
+
+IGNORED_SIGNALS = ("SIGHUP", "SIGUSR1", "SIGUSR2")  # nothing to reload or dump: a stray one must not kill
+
+
+def run_until_signal(start, stop) -> None:
+    """Call start(), wait for SIGINT/SIGTERM, call stop(); SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored."""
+    log = structlog.get_logger("bliss_exporter")
+    stopping = Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    gevent.signal_handler(signal.SIGINT, stopping.set)
+    ignored = [gevent.signal_handler(getattr(signal, name), log.info, "signal_ignored", signal=name)
+               for name in IGNORED_SIGNALS]  # kept referenced while running
+    start()
+    stopping.wait()
+    stop()
+    for handler in ignored:
+        handler.cancel()
