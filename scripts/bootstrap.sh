@@ -47,7 +47,7 @@ stamp=".venv/.bootstrap-$hash-$want_test"
 # an install with the test extras also serves the demo
 if [ ! -f "$stamp" ] && [ ! -f ".venv/.bootstrap-$hash-1" ]; then
   echo "bootstrap: installing Python packages into .venv (log: .venv/pip.log)"
-  extra=""
+  extra="[demo]"
   [ "$want_test" = 1 ] && extra="[test]"
   if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e ".$extra"; } > .venv/pip.log 2>&1; then
     tail -20 .venv/pip.log >&2

@@ -113,7 +113,7 @@ def test_page_escapes_everything_marks_stalled_scans_and_keeps_a_bounded_history
     text = page("/prom&metrics")
 
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "id00_&lt;b&gt;" in text and "&lt;refused&gt;" in text and "&quot;x&quot;" in text
+    assert "id00_&lt;b&gt;" in text and "&lt;refused&gt;" in text and "&#34;x&#34;" in text and "\"x\"" not in text
     assert "&lt;FAILURE&gt;" in text and "<FAILURE>" not in text
     parsed = Page(text)
     assert parsed.refresh == "5"

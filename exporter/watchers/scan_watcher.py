@@ -418,6 +418,3 @@ class ScanWatcher:
     def _count(self, record: ScanRecord, events: Counter, points: int) -> None:
         record.counts.update(events)
         self.emit(ScanCounted(record, events, points))
-
-    def spawn(self) -> gevent.Greenlet:
-        return gevent.spawn(self.run)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import html
 import resource
 import socket
 import time
@@ -11,11 +10,8 @@ from urllib.parse import urlsplit
 
 import gevent
 import structlog
-from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import make_wsgi_app
-
-from .. import __version__
 
 log = structlog.get_logger("bliss_exporter")
 
@@ -23,11 +19,11 @@ log = structlog.get_logger("bliss_exporter")
 class Routes:
     """The exporter's WSGI application."""
 
-    def __init__(self, registry, health, telemetry_path: str = "/metrics", status_page=None):
+    def __init__(self, registry, health, telemetry_path: str, status_page):
         self.metrics_app = make_wsgi_app(registry)
         self.health = health  # object with .ready (bool) and .reason (str)
         self.telemetry_path = telemetry_path
-        self.status_page = status_page  # callable(telemetry_path) -> html str, or None
+        self.status_page = status_page  # callable(telemetry_path) -> html str
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "HEAD":  # GET's status and headers, no body (gevent would send it)
@@ -58,18 +54,8 @@ class Routes:
             if self.health.ready:
                 return _text(start_response, "200 OK", "ready\n")
             return _text(start_response, "503 Service Unavailable", f"not ready: {self.health.reason}\n")
-        body = self.status_page(self.telemetry_path) if self.status_page else landing_page(self.telemetry_path)
+        body = self.status_page(self.telemetry_path)
         return _send(start_response, "200 OK", body.encode(), "text/html; charset=utf-8")
-
-
-def landing_page(telemetry_path: str) -> str:
-    path = html.escape(telemetry_path)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>bliss-exporter</title></head>"
-        f"<body><h1>bliss-exporter {__version__}</h1>"
-        f"<p><a href='{path}'>Metrics</a> · <a href='/healthz'>healthz</a> · <a href='/readyz'>readyz</a></p>"
-        "</body></html>"
-    )
 
 
 def _text(start_response, status, text, headers=()):
@@ -96,12 +82,16 @@ class _Connection:
         self.evicted = False
 
 
+#: What gevent answers to unparsable requests (its own private constant, not relied upon).
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-length: 0\r\n\r\n"
+
+
 class _Handler(WSGIHandler):
     """gevent's handler: no traceback for bad input, a deadline for each request's line and headers,
     absolute-form targets routed by their path, request bodies never read."""
 
     def _handle_client_error(self, ex):  # any client could flood the log
-        return ("400", pywsgi._BAD_REQUEST_RESPONSE)
+        return ("400", BAD_REQUEST)
 
     def read_requestline(self):
         conn = self.server.connection()

@@ -2,24 +2,25 @@
 
 No JavaScript and no external assets (inline CSS only): the page works from a beamline control room
 browser without internet access, and refreshes itself every 5 seconds. Every value coming from the
-data store (session and scan names, URIs, end reasons, error messages) is HTML-escaped.
+data store (session and scan names, URIs, end reasons, error messages) is HTML-escaped by default:
+the page is built from markupsafe templates, so only markup written here is trusted.
 """
 
 from __future__ import annotations
 
 import collections
-import html
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+from markupsafe import Markup, escape
 
 from .. import __version__
 from ..model import ROLE_SEQUENCE, ScanRecord
 from ..view import EndedScan, ExporterView
 
-#: Ended scans kept for the page.
-RECENT_LIMIT = 50
 REFRESH_SECONDS = 5
+M = Markup
 
 
 @dataclass(frozen=True)
@@ -58,53 +59,54 @@ class StatusPage:
         stalled = sum(r.stalled for r in rows)
         sessions = sorted(self.view.sessions() | {r.record.session for r in rows} | {s.session for s in recent})
         title = f"bliss-exporter · {len(rows)} active" + (f", {stalled} stalled" if stalled else "")
-        parts = [
-            "<!doctype html>",
-            "<html lang='en'><head><meta charset='utf-8'>",
-            f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>",
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-            f"<title>{e(title)}</title>",
-            f"<style>{CSS}</style></head><body>",
-            "<header>",
-            f"<h1>bliss-exporter <small>{e(__version__)}</small></h1>",
-            f"<nav><a id='metrics-link' href='{e(telemetry_path)}'>Metrics ({e(telemetry_path)})</a>"
-            " · <a href='/healthz'>healthz</a> · <a href='/readyz'>readyz</a></nav>",
-            "</header>",
-            self._summary(now, rows, stalled),
+        page = M("\n").join([
+            M("<!doctype html>"),
+            M("<html lang='en'><head><meta charset='utf-8'>"),
+            M("<meta http-equiv='refresh' content='{}'>").format(REFRESH_SECONDS),
+            M("<meta name='viewport' content='width=device-width, initial-scale=1'>"),
+            M("<title>{}</title>").format(title),
+            M("<style>{}</style></head><body>").format(M(CSS)),
+            M("<header>"),
+            M("<h1>bliss-exporter <small>{}</small></h1>").format(__version__),
+            M("<nav><a id='metrics-link' href='{0}'>Metrics ({0})</a>"
+              " · <a href='/healthz'>healthz</a> · <a href='/readyz'>readyz</a></nav>").format(telemetry_path),
+            M("</header>"),
+            self._summary(rows, stalled),
             self._sessions(sessions, rows, recent),
             self._active(rows),
             self._recent(recent, now),
-            f"<footer>Rendered {e(utc(now))} · refreshes every {REFRESH_SECONDS} s · times are UTC · "
-            "idle = time since the scan's last state change or data</footer>",
-            "</body></html>",
-        ]
-        return "\n".join(parts)
+            M("<footer>Rendered {} · refreshes every {} s · times are UTC · "
+              "idle = time since the scan's last state change or data</footer>").format(utc(now), REFRESH_SECONDS),
+            M("</body></html>"),
+        ])
+        return str(page)
 
-    # -- sections -------------------------------------------------------------------------------
-    def _summary(self, now: float, rows: list[ActiveRow], stalled: int) -> str:
+    # -- sections (every value is escaped by markupsafe unless it is Markup itself) -------------
+    def _summary(self, rows: list[ActiveRow], stalled: int) -> Markup:
         view = self.view
         health = view.health
         if health.ready:
-            status = "<span class='badge ok' id='datastore-status'>UP</span>"
+            status = M("<span class='badge ok' id='datastore-status'>UP</span>")
         else:
-            status = (f"<span class='badge bad' id='datastore-status'>DOWN</span> "
-                      f"<span class='reason'>{e(health.reason or 'unknown')}</span>")
-        return (
+            status = M("<span class='badge bad' id='datastore-status'>DOWN</span> "
+                       "<span class='reason'>{}</span>").format(health.reason or "unknown")
+        all_sessions = M(" <small>(all sessions)</small>") if view.session_filter == "*" else ""
+        return M(
             "<section class='summary'><dl>"
-            f"<div><dt>Data store</dt><dd>{status}<br><code>{e(view.datastore)}</code></dd></div>"
-            f"<div><dt>Session filter</dt><dd><code>{e(view.session_filter)}</code>"
-            f"{' <small>(all sessions)</small>' if view.session_filter == '*' else ''}</dd></div>"
-            f"<div><dt>Active scans</dt><dd class='big'>{len(rows)}</dd></div>"
-            f"<div><dt>Stalled</dt><dd class='big{' alarm' if stalled else ''}' id='stalled-count'>{stalled}</dd></div>"
-            f"<div><dt>Stall threshold</dt><dd>{e(seconds(view.stall_default))}, "
-            f"at least {e(f'{view.stall_factor:g}')} × count_time</dd></div>"
+            "<div><dt>Data store</dt><dd>{status}<br><code>{datastore}</code></dd></div>"
+            "<div><dt>Session filter</dt><dd><code>{filter}</code>{all_sessions}</dd></div>"
+            "<div><dt>Active scans</dt><dd class='big'>{active}</dd></div>"
+            "<div><dt>Stalled</dt><dd class='big{alarm}' id='stalled-count'>{stalled}</dd></div>"
+            "<div><dt>Stall threshold</dt><dd>{threshold}, at least {factor} × count_time</dd></div>"
             "</dl></section>"
-        )
+        ).format(status=status, datastore=view.datastore, filter=view.session_filter, all_sessions=all_sessions,
+                 active=len(rows), alarm=" alarm" if stalled else "", stalled=stalled,
+                 threshold=seconds(view.stall_default), factor=f"{view.stall_factor:g}")
 
-    def _sessions(self, sessions: list[str], rows: list[ActiveRow], recent: list[EndedScan]) -> str:
-        head = "<section><h2>Sessions</h2>"
+    def _sessions(self, sessions: list[str], rows: list[ActiveRow], recent: list[EndedScan]) -> Markup:
+        head = M("<section><h2>Sessions</h2>")
         if not sessions:
-            return head + "<p class='empty'>No session seen yet.</p></section>"
+            return head + M("<p class='empty'>No session seen yet.</p></section>")
         body = []
         for session in sessions:
             mine = [r for r in rows if r.record.session == session]
@@ -113,77 +115,85 @@ class StatusPage:
             state_text = ", ".join(f"{n} {name}" for name, n in sorted(states.items())) or "—"
             n_stalled = sum(r.stalled for r in mine)
             last = ended[0] if ended else None
-            last_text = (f"{e(last.label)} <span class='reason {reason_class(last.end_reason)}'>"
-                         f"{e(last.end_reason)}</span>") if last else "—"
-            body.append(
-                f"<tr{' class=stalled' if n_stalled else ''}><td>{e(session)}</td><td class='num'>{len(mine)}</td>"
-                f"<td>{e(state_text)}</td><td class='num'>{n_stalled or ''}</td><td>{last_text}</td></tr>"
-            )
-        return (head + "<table id='sessions'><thead><tr><th>Session</th><th>Active</th><th>States</th>"
-                "<th>Stalled</th><th>Last ended</th></tr></thead><tbody>" + "".join(body) + "</tbody></table></section>")
+            last_text = (M("{} <span class='reason {}'>{}</span>").format(
+                last.label, reason_class(last.end_reason), last.end_reason) if last else "—")
+            body.append(M(
+                "<tr{cls}><td>{session}</td><td class='num'>{active}</td><td>{states}</td>"
+                "<td class='num'>{stalled}</td><td>{last}</td></tr>"
+            ).format(cls=M(" class=stalled") if n_stalled else "", session=session, active=len(mine),
+                     states=state_text, stalled=n_stalled or "", last=last_text))
+        return (head + M("<table id='sessions'><thead><tr><th>Session</th><th>Active</th><th>States</th>"
+                         "<th>Stalled</th><th>Last ended</th></tr></thead><tbody>")
+                + M("").join(body) + M("</tbody></table></section>"))
 
     @staticmethod
-    def _progress(row: ActiveRow) -> str:
+    def _progress(row: ActiveRow) -> Markup:
         r = row.record
         if r.role == ROLE_SEQUENCE:
             total = f" / {r.scan_count}" if r.scan_count else ""
-            bar = (f"<div class='bar'><span style='width:{100.0 * (row.ratio or 0.0):.1f}%'></span></div>"
+            bar = (M("<div class='bar'><span style='width:{:.1f}%'></span></div>").format(100.0 * (row.ratio or 0.0))
                    if row.ratio is not None else "")
-            return f"{bar}<span class='progress'>{row.done}{total}</span> <small>subscans</small>"
+            return M("{}<span class='progress'>{}{}</span> <small>subscans</small>").format(bar, row.done, total)
         if r.npoints:
             pct = 100.0 * (row.ratio or 0.0)
-            return (f"<div class='bar'><span style='width:{pct:.1f}%'></span></div>"
-                    f"<span class='progress'>{row.done} / {r.npoints}</span> <small>{pct:.0f}%</small>")
-        return f"<span class='progress'>{row.done}</span> <small>points</small>"
+            return M("<div class='bar'><span style='width:{:.1f}%'></span></div>"
+                     "<span class='progress'>{} / {}</span> <small>{:.0f}%</small>").format(pct, row.done, r.npoints, pct)
+        return M("<span class='progress'>{}</span> <small>points</small>").format(row.done)
 
-    def _active(self, rows: list[ActiveRow]) -> str:
-        head = "<section><h2>Active scans</h2>"
+    def _active(self, rows: list[ActiveRow]) -> Markup:
+        head = M("<section><h2>Active scans</h2>")
         if not rows:
-            return head + "<p class='empty'>No active scan.</p></section>"
+            return head + M("<p class='empty'>No active scan.</p></section>")
         body = []
         for row in rows:
             r = row.record
-            progress = self._progress(row)
-            idle = seconds(row.idle) if row.idle is not None else "—"
-            marker = " <span class='badge bad stall'>STALLED</span>" if row.stalled else ""
-            classes = "scan" + (" stalled" if row.stalled else "") + (f" {r.role}" if r.role != "scan" else "")
-            parent = f" data-parent='{e(r.sequence)}'" if r.sequence is not None else ""
-            indent = f" style='padding-left:{10 + 22 * row.depth}px'" if row.depth else ""
-            body.append(
-                f"<tr class='{classes}' data-scan='{e(r.label)}' data-session='{e(r.session)}' "
-                f"data-role='{e(r.role)}'{parent}>"
-                f"<td>{e(r.session)}</td>"
-                f"<td class='label'{indent}>{'↳ ' if row.depth else ''}{e(r.label)}{role_badge(r.role, r.sequence)}"
-                f"<br><small>{e(r.title)}</small></td>"
-                f"<td><span class='state'>{e(r.state.name)}</span></td>"
-                f"<td class='progress'>{progress}</td>"
-                f"<td class='idle'>{e(idle)} <small>/ {e(seconds(row.threshold))}</small>{marker}</td>"
-                f"<td>{uri_list(r.uris)}</td></tr>"
-            )
-        return (head + "<table id='active'><thead><tr><th>Session</th><th>Scan</th><th>State</th>"
-                "<th>Progress</th><th>Idle / threshold</th><th>URIs</th></tr></thead><tbody>"
-                + "".join(body) + "</tbody></table></section>")
+            body.append(M(
+                "<tr class='{classes}' data-scan='{label}' data-session='{session}' data-role='{role}'{parent}>"
+                "<td>{session}</td>"
+                "<td class='label'{indent}>{arrow}{label}{badge}<br><small>{title}</small></td>"
+                "<td><span class='state'>{state}</span></td>"
+                "<td class='progress'>{progress}</td>"
+                "<td class='idle'>{idle} <small>/ {threshold}</small>{marker}</td>"
+                "<td>{uris}</td></tr>"
+            ).format(
+                classes="scan" + (" stalled" if row.stalled else "") + (f" {r.role}" if r.role != "scan" else ""),
+                label=r.label, session=r.session, role=r.role,
+                parent=M(" data-parent='{}'").format(r.sequence) if r.sequence is not None else "",
+                indent=M(" style='padding-left:{}px'").format(10 + 22 * row.depth) if row.depth else "",
+                arrow="↳ " if row.depth else "", badge=role_badge(r.role, r.sequence), title=r.title,
+                state=r.state.name, progress=self._progress(row),
+                idle=seconds(row.idle) if row.idle is not None else "—", threshold=seconds(row.threshold),
+                marker=M(" <span class='badge bad stall'>STALLED</span>") if row.stalled else "",
+                uris=uri_list(r.uris),
+            ))
+        return (head + M("<table id='active'><thead><tr><th>Session</th><th>Scan</th><th>State</th>"
+                         "<th>Progress</th><th>Idle / threshold</th><th>URIs</th></tr></thead><tbody>")
+                + M("").join(body) + M("</tbody></table></section>"))
 
-    def _recent(self, recent: list[EndedScan], now: float) -> str:
-        head = f"<section><h2>Recently ended scans <small>(last {self.view.recent_limit})</small></h2>"
+    def _recent(self, recent: list[EndedScan], now: float) -> Markup:
+        head = M("<section><h2>Recently ended scans <small>(last {})</small></h2>").format(self.view.recent_limit)
         if not recent:
-            return head + "<p class='empty'>No scan ended since the exporter started.</p></section>"
+            return head + M("<p class='empty'>No scan ended since the exporter started.</p></section>")
         body = []
         for s in recent:
-            duration = seconds(s.duration) if s.duration is not None else "—"
-            parent = f" data-parent='{e(s.sequence)}'" if s.sequence is not None else ""
-            body.append(
-                f"<tr class='ended' data-scan='{e(s.label)}' data-session='{e(s.session)}' data-role='{e(s.role)}'"
-                f"{parent}>"
-                f"<td>{e(utc(s.ended_at))}<br><small>{e(seconds(max(0.0, now - s.ended_at)))} ago</small></td>"
-                f"<td>{e(s.session)}</td><td class='label'>{e(s.label)}{role_badge(s.role, s.sequence)}</td>"
-                f"<td><span class='reason {reason_class(s.end_reason)}'>{e(s.end_reason)}</span></td>"
-                f"<td class='num duration'>{e(duration)}</td><td class='num'>{s.points}</td>"
-                f"<td>{uri_list(s.uris)}</td></tr>"
-            )
-        return (head + "<table id='recent'><thead><tr><th>Ended</th><th>Session</th><th>Scan</th>"
-                "<th>End reason</th><th>Duration</th><th>Points</th><th>URIs</th></tr></thead><tbody>"
-                + "".join(body) + "</tbody></table></section>")
+            body.append(M(
+                "<tr class='ended' data-scan='{label}' data-session='{session}' data-role='{role}'{parent}>"
+                "<td>{ended}<br><small>{ago} ago</small></td>"
+                "<td>{session}</td><td class='label'>{label}{badge}</td>"
+                "<td><span class='reason {reason_class}'>{reason}</span></td>"
+                "<td class='num duration'>{duration}</td><td class='num'>{points}</td>"
+                "<td>{uris}</td></tr>"
+            ).format(
+                label=s.label, session=s.session, role=s.role,
+                parent=M(" data-parent='{}'").format(s.sequence) if s.sequence is not None else "",
+                ended=utc(s.ended_at), ago=seconds(max(0.0, now - s.ended_at)), badge=role_badge(s.role, s.sequence),
+                reason_class=reason_class(s.end_reason), reason=s.end_reason,
+                duration=seconds(s.duration) if s.duration is not None else "—", points=s.points,
+                uris=uri_list(s.uris),
+            ))
+        return (head + M("<table id='recent'><thead><tr><th>Ended</th><th>Session</th><th>Scan</th>"
+                         "<th>End reason</th><th>Duration</th><th>Points</th><th>URIs</th></tr></thead><tbody>")
+                + M("").join(body) + M("</tbody></table></section>"))
 
 
 def nest(rows: list[ActiveRow]) -> list[ActiveRow]:
@@ -212,24 +222,20 @@ def nest(rows: list[ActiveRow]) -> list[ActiveRow]:
     return out
 
 
-def role_badge(role: str, sequence: str | None) -> str:
+def role_badge(role: str, sequence: str | None) -> Markup | str:
     """`sequence` for a sequence, `in 5_sequence` for a child of one; nothing for a plain scan."""
     if role == ROLE_SEQUENCE:
-        return " <span class='role'>sequence</span>"
+        return M(" <span class='role'>sequence</span>")
     if sequence is not None:
-        return f" <small class='role'>in {e(sequence)}</small>"
+        return M(" <small class='role'>in {}</small>").format(sequence)
     return ""
 
 
-def e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def uri_list(uris) -> str:
+def uri_list(uris) -> Markup:
+    """One line per URI; a line may break after each / of a long path."""
     if not uris:
-        return "<small>—</small>"
-    # a line may break after each / of a long path
-    return "".join(f"<code class='uri'>{e(u).replace('/', '/<wbr>')}</code>" for u in uris)
+        return M("<small>—</small>")
+    return M("").join(M("<code class='uri'>{}</code>").format(escape(u).replace("/", M("/<wbr>"))) for u in uris)
 
 
 def reason_class(reason: str) -> str:
