@@ -460,14 +460,21 @@ class Bench:
         by the scans. The same pass measures end visibility: the second exporter's
         bliss_scans_ended_total is scraped every --scrape-interval; the k-th scan to close is
         matched with the first scrape showing k ended scans (first closed, first shown).
+        With --exporter-command, that command runs the second exporter too, with ROUND_TRIPS_FILE
+        set: it must count (benchmarks/experiments/short_levers_exporter.py does).
         """
         a = self.a
         session = "bench_short_rt"
         total = self.short_total()
         rt_file = self.workdir / "round_trips.json"
-        counter, scraper = self.start_exporter(
-            "exporter_rt", [sys.executable, str(ROOT / "benchmarks" / "experiments" / "count_round_trips.py")],
-            ["--session", session], env={"ROUND_TRIPS_FILE": str(rt_file)})
+        if a.exporter_command:  # it must count its round trips when ROUND_TRIPS_FILE is set
+            launcher = shlex.split(a.exporter_command)
+            if launcher and launcher[0] in ("python", "python3"):
+                launcher[0] = sys.executable
+        else:
+            launcher = [sys.executable, str(ROOT / "benchmarks" / "experiments" / "count_round_trips.py")]
+        counter, scraper = self.start_exporter("exporter_rt", launcher, ["--session", session],
+                                               env={"ROUND_TRIPS_FILE": str(rt_file)})
 
         def snapshot() -> dict:
             mark = time.time()
