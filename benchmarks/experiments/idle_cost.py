@@ -27,8 +27,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--scans", type=int, default=4)
     p.add_argument("--streams", type=int, default=8)
+    p.add_argument("--exporter-command", help="as bench.py's: another exporter launcher (e.g. short_levers_exporter.py)")
     a = p.parse_args()
-    bench = Bench(parse_args(["--no-baseline"]))
+    bench = Bench(parse_args(["--no-baseline"] + (["--exporter-command", a.exporter_command] if a.exporter_command else [])))
     try:
         bench.start()
         time.sleep(2.0)
