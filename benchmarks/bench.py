@@ -10,6 +10,13 @@ One run starts a private Redis Stack (127.0.0.1, free port), the exporter as a r
   A. throughput: publisher process(es) write --scans scans through blissdata as fast as they can;
      CPU seconds of publisher, exporter, baseline (and Redis) over exactly that work, the counts of
      each event type of exporter and baseline against the publisher's truth;
+  S. short scans: --short-scans scans of --short-streams channels x --short-events points (one point
+     per send, --short-concurrent at a time) and --short-sequences scan sequences of
+     --short-children children each, at full rate; CPU of exporter, publisher and baseline over
+     exactly that work, the counts against the truth; then the same workload again for a second
+     exporter (instrumented: benchmarks/experiments/count_round_trips.py, --session filtered) that
+     gives its Redis round trips and commands per scan, and the delay until each scan's end shows
+     in its /metrics (scraped every --scrape-interval);
   B. memory and bounded resources: --bulk-scans short scans published quickly (several publisher
      processes) in steps of --soak-step; after each step, once every scan ended: exporter RSS, open
      fds, TCP connections to Redis, series in /metrics, per-scan series (must be 0), exact counts;
@@ -40,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -80,11 +88,11 @@ def rss_bytes(pid: int) -> int:
 class Child:
     """A child process; stdout either a pipe (line protocol) or a log file."""
 
-    def __init__(self, name: str, cmd: list[str], workdir: Path, pipe: bool = False):
+    def __init__(self, name: str, cmd: list[str], workdir: Path, pipe: bool = False, env: dict | None = None):
         self.name = name
         self.log = workdir / f"{name}.out"
         self.err = workdir / f"{name}.err"
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env.pop("BEACON_HOST", None)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
@@ -199,6 +207,19 @@ def session_counts(samples: dict, session: str) -> dict:
     return {"events": events, "points": int(points), "ended": int(ended), "active": int(active)}
 
 
+def ended_count(scraper: "Scraper", session: str) -> int:
+    """bliss_scans_ended_total of a session, from a scrape of that metric only (cheap for the exporter)."""
+    status, body = scraper.get("/metrics?name[]=bliss_scans_ended_total")
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}")
+    total = 0
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "bliss_scans_ended_total" and sample.labels.get("session") == session:
+                total += int(sample.value)
+    return total
+
+
 def wait_for(predicate, timeout: float, interval: float, what: str):
     deadline = time.monotonic() + timeout
     last = None
@@ -246,8 +267,17 @@ class Bench:
         self.redis.init_blissdata()
         self.url = self.redis.url
         self.redis_pid = self.redis._proc.pid
+        self.exporter, self.scraper = self.start_exporter("exporter")
+        self.log(f"redis {self.url} (pid {self.redis_pid}), exporter pid {self.exporter.pid} on :{self.scraper.port}, "
+                 f"logs in {self.workdir}")
+
+    def start_exporter(self, name: str, launcher: list[str] | None = None, extra: list[str] = (),
+                       env: dict | None = None) -> tuple[Child, "Scraper"]:
+        """Start an exporter process (the measured one unless `launcher` is given); wait until ready."""
         port = free_port()
-        if self.a.profile:  # the same exporter, under cProfile (CPU-time timer): profile written at stop
+        if launcher is not None:
+            pass
+        elif self.a.profile:  # the same exporter, under cProfile (CPU-time timer): profile written at stop
             launcher = [sys.executable, str(ROOT / "benchmarks" / "profile_exporter.py"), self.a.profile]
         elif self.a.exporter_command:  # A/B experiments: another launcher taking the exporter's flags
             launcher = shlex.split(self.a.exporter_command)
@@ -256,21 +286,31 @@ class Bench:
         else:
             launcher = [sys.executable, "-m", "exporter"]
         cmd = [*launcher, "--redis-url", self.url,
-               "--listen-address", f"127.0.0.1:{port}", "--log-format", "json", *self.a.exporter_arg]
-        self.exporter = self.child(Child("exporter", cmd, self.workdir))
-        self.scraper = Scraper(port)
+               "--listen-address", f"127.0.0.1:{port}", "--log-format", "json", *self.a.exporter_arg, *extra]
+        exporter = self.child(Child(name, cmd, self.workdir, env=env))
+        scraper = Scraper(port)
 
         def ready():
-            if self.exporter.proc.poll() is not None:
-                raise RuntimeError(f"exporter exited: {self.exporter.err.read_text()[-2000:]}")
+            if exporter.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited: {exporter.err.read_text()[-2000:]}")
             try:
-                return self.scraper.get("/readyz")[0] == 200
+                return scraper.get("/readyz")[0] == 200
             except OSError:
                 return False
 
-        wait_for(ready, 30, 0.1, "exporter /readyz")
-        self.log(f"redis {self.url} (pid {self.redis_pid}), exporter pid {self.exporter.pid} on :{port}, "
-                 f"logs in {self.workdir}")
+        wait_for(ready, 30, 0.1, f"{name} /readyz")
+        return exporter, scraper
+
+    def start_baseline(self, name: str, scans: int) -> Child:
+        result_file = self.workdir / f"{name}.json"
+        baseline = self.child(Child(name, [
+            sys.executable, str(ROOT / "benchmarks" / "seed_watcher.py"), "--redis-url", self.url,
+            "--result", str(result_file), "--scans", str(scans),
+            "--read-timeout", str(self.a.baseline_read_timeout)], self.workdir))
+        baseline.result_file = result_file
+        wait_for(lambda: baseline.log.exists() and "READY" in baseline.log.read_text(), 60, 0.1,
+                 f"{name} READY")
+        return baseline
 
     def stop(self) -> None:
         for c in reversed(self.children):
@@ -350,6 +390,145 @@ class Bench:
             "exporter": {"events": dict(exp["events"]), "points": exp["points"], "ended": exp["ended"]},
             "baseline_cpu": base_cpu, "baseline_wall": base_wall,
             "baseline": base, "redis_cpu": redis_cpu,
+        }
+
+    # -- S: short scans: CPU per scan against publisher and baseline, round trips, end visibility -----
+    def short_total(self) -> int:
+        a = self.a
+        return a.short_scans + a.short_sequences * (1 + a.short_children)
+
+    def short_publisher(self, name: str, session: str) -> Child:
+        a = self.a
+        return self.child(publisher(name, "short", self.url, self.workdir, session=session, scans=a.short_scans,
+                                    concurrent=a.short_concurrent, streams=a.short_streams,
+                                    events=a.short_events, points=1, sequences=a.short_sequences,
+                                    children=a.short_children))
+
+    def phase_short(self) -> None:
+        a = self.a
+        session = "bench_short"
+        total = self.short_total()
+        baseline = None if a.no_baseline else self.start_baseline("baseline_short", total)
+        pub = self.short_publisher("short", session)
+        pub.expect("READY")
+        self.log(f"S: {a.short_scans} scans x {a.short_streams} channels x {a.short_events} points "
+                 f"({a.short_concurrent} at a time) + {a.short_sequences} sequences x {a.short_children} "
+                 f"children = {total} scans")
+        self.profile("short", True)
+        pub0, exp0 = pub.cpu(), self.exporter.cpu()
+        base0 = baseline.cpu() if baseline else 0.0
+        redis0 = cpu_seconds(self.redis_pid)
+        t0 = time.monotonic()
+        pub.send()
+        truth = json.loads(pub.expect("TRUTH", timeout=a.timeout))
+        pub_cpu = pub.cpu() - pub0
+        pub_wall = time.monotonic() - t0
+        pub.finish()
+        # wait on the one counter (a full scrape costs the exporter ~1-5 ms, not part of the work), then count
+        wait_for(lambda: ended_count(self.scraper, session) >= total, a.timeout, 0.1, f"{total} scans of {session} ended")
+        exp_cpu = self.exporter.cpu() - exp0
+        exp_wall = time.monotonic() - t0
+        self.profile("short", False)
+        exp = self.wait_ended(session, total, a.timeout)
+        base = base_cpu = base_wall = None
+        if baseline:
+            wait_for(baseline.result_file.exists, a.timeout, 0.1, "baseline result")
+            base_cpu = baseline.cpu() - base0
+            base_wall = time.monotonic() - t0
+            base = json.loads(baseline.result_file.read_text())
+            baseline.stop()
+        redis_cpu = cpu_seconds(self.redis_pid) - redis0
+        self.log(f"S: publisher {pub_cpu:.2f} s CPU ({pub_wall:.1f} s wall), exporter {exp_cpu:.2f} s, "
+                 f"baseline {base_cpu if base_cpu is None else round(base_cpu, 2)} s")
+        self.results["short"] = {
+            "scans": total, "truth": {"events": truth["events"], "points": truth["points"], "scans": truth["scans"]},
+            "publisher_cpu": pub_cpu, "publisher_wall": pub_wall, "exporter_cpu": exp_cpu, "exporter_wall": exp_wall,
+            "exporter": {"events": dict(exp["events"]), "points": exp["points"], "ended": exp["ended"]},
+            "baseline_cpu": base_cpu, "baseline_wall": base_wall, "baseline": base, "redis_cpu": redis_cpu,
+        }
+        if not a.no_round_trips:
+            self.results["short"]["round_trips"] = self.short_round_trips()
+
+    def short_round_trips(self) -> dict:
+        """The short workload again, watched by a second exporter that counts its own round trips.
+
+        Method: benchmarks/experiments/count_round_trips.py wraps redis-py's send_packed_command
+        (one call per command sent alone, one per pipeline: exactly one per round trip) and counts
+        the commands each one carries, by the exporter function that sent it. Its instrumentation
+        costs CPU, so it runs in a second exporter (--session bench_short_rt) whose CPU is not
+        measured; the counts are its totals from just before the workload to the end of it, divided
+        by the scans. The same pass measures end visibility: the second exporter's
+        bliss_scans_ended_total is scraped every --scrape-interval; the k-th scan to close is
+        matched with the first scrape showing k ended scans (first closed, first shown).
+        With --exporter-command, that command runs the second exporter too, with ROUND_TRIPS_FILE
+        set: it must count (benchmarks/experiments/short_levers_exporter.py does).
+        """
+        a = self.a
+        session = "bench_short_rt"
+        total = self.short_total()
+        rt_file = self.workdir / "round_trips.json"
+        if a.exporter_command:  # it must count its round trips when ROUND_TRIPS_FILE is set
+            launcher = shlex.split(a.exporter_command)
+            if launcher and launcher[0] in ("python", "python3"):
+                launcher[0] = sys.executable
+        else:
+            launcher = [sys.executable, str(ROOT / "benchmarks" / "experiments" / "count_round_trips.py")]
+        counter, scraper = self.start_exporter("exporter_rt", launcher, ["--session", session],
+                                               env={"ROUND_TRIPS_FILE": str(rt_file)})
+
+        def snapshot() -> dict:
+            mark = time.time()
+            wait_for(lambda: rt_file.exists() and rt_file.stat().st_mtime > mark + 0.01, 10, 0.05,
+                     "a fresh round-trip count")
+            return json.loads(rt_file.read_text())
+
+        try:
+            snapshot()
+        except RuntimeError:  # an --exporter-command that does not count
+            counter.stop()
+            self.log("S: the second exporter writes no round-trip counts: second pass skipped")
+            return None
+        pub = self.short_publisher("short_rt", session)
+        pub.expect("READY")
+        time.sleep(1.0)
+        before = snapshot()
+        timeline: list[tuple[float, int]] = []
+        stop = threading.Event()
+        poll = Scraper(scraper.port, fresh=True)
+
+        def scrape() -> None:
+            while not stop.is_set():
+                n = ended_count(poll, session)
+                timeline.append((time.time(), n))
+                if n >= total:
+                    return
+                stop.wait(a.scrape_interval)
+
+        thread = threading.Thread(target=scrape, daemon=True)
+        thread.start()
+        pub.send()
+        truth = json.loads(pub.expect("TRUTH", timeout=a.timeout))
+        pub.finish()
+        thread.join(a.timeout)
+        stop.set()
+        counts = session_counts(scraper.samples(), session)
+        after = snapshot()
+        counter.stop()
+        closes = sorted(truth["closes"])
+        delays = []
+        for k, closed in enumerate(closes, 1):
+            seen = next((t for t, n in timeline if n >= k), None)
+            if seen is not None:
+                delays.append(max(0.0, seen - closed))
+        diff = {kind: {f: after[kind].get(f, 0) - before[kind].get(f, 0) for f in after[kind]}
+                for kind in ("round_trips", "commands")}
+        return {
+            "scans": total, "round_trips": diff["round_trips"], "commands": diff["commands"],
+            "exact": exact({"events": truth["events"], "points": truth["points"]}, counts),
+            "visibility": {"scans": len(delays), "missing": len(closes) - len(delays),
+                           "p50": percentile(delays, 50) if delays else None,
+                           "p99": percentile(delays, 99) if delays else None,
+                           "max": max(delays) if delays else None},
         }
 
     # -- optional profile of the exporter (--profile) ---------------------------------------------
@@ -638,17 +817,20 @@ def report(r: dict, args) -> bool:
         out("")
         r_pub = tp["exporter_cpu"] / tp["publisher_cpu"] if tp["publisher_cpu"] else float("inf")
         out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
-        verdicts.append(("counts exact at the publisher's full rate", exact(truth, exp),
+        verdicts.append(("data-heavy: counts exact at the publisher's full rate", exact(truth, exp),
                          "exporter exact" if exact(truth, exp) else "exporter counts differ"))
-        verdicts.append(("exporter CPU <= 2 % of publisher CPU", r_pub <= 0.02, f"{r_pub * 100:.2f} %"))
+        verdicts.append(("data-heavy: exporter CPU <= 1 % of publisher CPU", r_pub <= 0.01, f"{r_pub * 100:.2f} %"))
         if tp["baseline_cpu"]:
             r_base = tp["exporter_cpu"] / tp["baseline_cpu"]
             out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
-            verdicts.append(("exporter CPU <= 1/10 of baseline CPU", r_base <= 0.1, f"1/{1 / r_base:.1f}"
+            verdicts.append(("data-heavy: exporter CPU <= 1/30 of baseline CPU", r_base <= 1 / 30, f"1/{1 / r_base:.1f}"
                              if r_base else "0"))
             if base is not None:
                 out(f"baseline exact: {exact(truth, base)}")
         out("")
+    sh = r.get("short")
+    if sh:
+        report_short(sh, args, out, verdicts)
     mem = r.get("memory")
     if mem:
         (mem["rss_after"] - mem["rss_before"]) / 2**20
@@ -736,6 +918,69 @@ def report(r: dict, args) -> bool:
     return all(ok for _, ok, _ in verdicts)
 
 
+def report_short(sh: dict, args, out, verdicts: list) -> None:
+    truth, exp, base = sh["truth"], sh["exporter"], sh["baseline"]
+    n = sh["scans"]
+    out(f"S. Short scans: {n} scans = {args.short_scans} plain ({args.short_streams} channels x "
+        f"{args.short_events} points, 1 point per send, {args.short_concurrent} at a time) + "
+        f"{args.short_sequences} sequences ({args.short_children} children each, one after the other, "
+        f"SUBSCANS references), published at full rate")
+    out("")
+    out("| event_type | truth | exporter | baseline (seed port) | baseline error |")
+    out("|---|---:|---:|---:|---:|")
+    for t in EVENT_TYPES + ("points",):
+        tv = truth["points"] if t == "points" else truth["events"].get(t, 0)
+        ev = exp["points"] if t == "points" else exp["events"].get(t, 0)
+        bv = "-" if base is None else (base["points"] if t == "points" else base["events"].get(t, 0))
+        be = "-" if base is None else pct(bv, tv)
+        out(f"| {t} | {tv} | {ev} | {bv} | {be} |")
+    out("")
+    out("| process | CPU s | CPU ms/scan | wall s (from publish start to done) |")
+    out("|---|---:|---:|---:|")
+    out(f"| publisher | {sh['publisher_cpu']:.2f} | {sh['publisher_cpu'] / n * 1000:.2f} | {sh['publisher_wall']:.1f} |")
+    out(f"| exporter | {sh['exporter_cpu']:.2f} | {sh['exporter_cpu'] / n * 1000:.2f} | {sh['exporter_wall']:.1f} |")
+    if sh["baseline_cpu"] is not None:
+        out(f"| baseline (seed port) | {sh['baseline_cpu']:.2f} | {sh['baseline_cpu'] / n * 1000:.2f} | "
+            f"{sh['baseline_wall']:.1f} |")
+    out(f"| redis-server (all clients) | {sh['redis_cpu']:.2f} | {sh['redis_cpu'] / n * 1000:.2f} | |")
+    out("")
+    r_pub = sh["exporter_cpu"] / sh["publisher_cpu"] if sh["publisher_cpu"] else float("inf")
+    out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
+    verdicts.append(("short scans: counts exact", exact(truth, exp),
+                     "exporter exact" if exact(truth, exp) else "exporter counts differ"))
+    verdicts.append(("short scans: exporter CPU <= 3 % of publisher CPU", r_pub <= 0.03, f"{r_pub * 100:.2f} %"))
+    if sh["baseline_cpu"]:
+        r_base = sh["exporter_cpu"] / sh["baseline_cpu"]
+        out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
+        verdicts.append(("short scans: exporter CPU <= 1/20 of baseline CPU", r_base <= 1 / 20,
+                         f"1/{1 / r_base:.1f}" if r_base else "0"))
+        if base is not None:
+            out(f"baseline exact: {exact(truth, base)}")
+    rt = sh.get("round_trips")
+    if rt:
+        out("")
+        out(f"Round trips of a second, instrumented exporter over the same workload ({rt['scans']} scans; "
+            f"its counts exact: {rt['exact']}):")
+        out("")
+        out("| exporter call | round trips / scan | commands / scan |")
+        out("|---|---:|---:|")
+        trips, cmds = rt["round_trips"], rt["commands"]
+        for where in sorted(trips, key=lambda w: -trips[w]):
+            if trips[where] or cmds.get(where):
+                out(f"| `{where}` | {trips[where] / rt['scans']:.2f} | {cmds.get(where, 0) / rt['scans']:.2f} |")
+        out(f"| **total** | **{sum(trips.values()) / rt['scans']:.2f}** | **{sum(cmds.values()) / rt['scans']:.2f}** |")
+        out("")
+        v = rt["visibility"]
+        if v["p99"] is not None:
+            out(f"scan end -> visible in the second exporter's /metrics (scraped every {args.scrape_interval * 1000:.0f} ms, "
+                f"k-th close matched with the first scrape showing k ended; that exporter is instrumented and "
+                f"shares the 2 cores): p50 {v['p50'] * 1000:.0f} ms, p99 {v['p99'] * 1000:.0f} ms, "
+                f"max {v['max'] * 1000:.0f} ms over {v['scans']} scans")
+            verdicts.append(("short scans: scan end visible within 1 s (p99, full-rate workload)",
+                             v["p99"] <= 1.0 and not v["missing"], f"{v['p99'] * 1000:.0f} ms"))
+    out("")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("A. throughput workload")
@@ -748,12 +993,22 @@ def parse_args(argv=None):
     g.add_argument("--no-baseline", action="store_true", help="do not run the seed watcher port")
     g.add_argument("--baseline-read-timeout", type=float, default=0.5,
                    help="seconds the baseline's cursor reads wait (default 0.5, the exporter's poll interval)")
+    g = p.add_argument_group("S. short scans")
+    g.add_argument("--short-scans", type=int, default=None, help="plain short scans (default 400, 100 with --quick)")
+    g.add_argument("--short-streams", type=int, default=3, help="channels per short scan (default 3)")
+    g.add_argument("--short-events", type=int, default=10, help="points per channel, one per send (default 10)")
+    g.add_argument("--short-concurrent", type=int, default=2, help="scans published at once (default 2)")
+    g.add_argument("--short-sequences", type=int, default=None,
+                   help="scan sequences mixed in (default 20, 5 with --quick)")
+    g.add_argument("--short-children", type=int, default=4, help="child scans per sequence (default 4)")
+    g.add_argument("--no-round-trips", action="store_true",
+                   help="S: skip the second pass (round trips per scan, end visibility under load)")
     g = p.add_argument_group("B. memory and bounded resources (soak)")
     g.add_argument("--bulk-scans", type=int, default=None, help="short scans (default 10000, 1000 with --quick)")
     g.add_argument("--soak-step", type=int, default=None,
                    help="scans between two resource samples (default 2500; a quarter of --bulk-scans below 10000)")
     g.add_argument("--soak", type=int, metavar="N",
-                   help="only phase B, with N short scans (same as --bulk-scans N --skip throughput --skip latency)")
+                   help="only phase B, with N short scans (same as --bulk-scans N --skip throughput --skip short --skip latency)")
     g.add_argument("--bulk-publishers", type=int, default=2, help="publisher processes (default 2)")
     g.add_argument("--bulk-concurrent", type=int, default=4, help="scans open at once per publisher (default 4)")
     g.add_argument("--bulk-streams", type=int, default=1, help="streams per short scan (default 1)")
@@ -786,16 +1041,20 @@ def parse_args(argv=None):
                    help="attach `py-spy record --gil` to the exporter during each phase: PREFIX.<phase>.txt (raw "
                    "collapsed stacks; summarise with benchmarks/spy_summary.py); py-spy "
                    "pauses the exporter at each sample, so its CPU figures are a little higher")
-    p.add_argument("--skip", action="append", default=[], choices=("throughput", "memory", "latency"),
+    p.add_argument("--skip", action="append", default=[], choices=("throughput", "short", "memory", "latency"),
                    help="skip a phase (repeatable)")
     a = p.parse_args(argv)
     if a.soak is not None:
         a.bulk_scans = a.soak
-        a.skip = sorted(set(a.skip) | {"throughput", "latency"})
+        a.skip = sorted(set(a.skip) | {"throughput", "short", "latency"})
     if a.bulk_scans is None:
         a.bulk_scans = 1000 if a.quick else 10000
     if a.scans is None:
         a.scans = 20 if a.quick else 40
+    if a.short_scans is None:
+        a.short_scans = 100 if a.quick else 400
+    if a.short_sequences is None:
+        a.short_sequences = 5 if a.quick else 20
     return a
 
 
@@ -809,6 +1068,8 @@ def main(argv=None) -> int:
         bench.start()
         if "throughput" not in args.skip:
             bench.phase_throughput()
+        if "short" not in args.skip:
+            bench.phase_short()
         if "memory" not in args.skip:
             bench.phase_memory()
         if "latency" not in args.skip:

@@ -6,6 +6,12 @@ time at the same instants):
   workload  READY, wait for a line, publish --scans scans (--concurrent at a time, each with --streams
             float64 streams, --events send() per stream, --points points per send), print the truth
             (JSON), wait for stdin to close.
+  short     the same for short scans (e.g. 3 streams x 10 sends of 1 point), plus --sequences scan
+            sequences of --children children each, mixed in the same pool: a parent with
+            `is_scan_sequence: true` and a SUBSCANS stream (blissdata's ScanStream), children with
+            `group` = the parent's key run one after the other, one JSON reference
+            {"key", "scan_number"} sent into SUBSCANS per child (as BLISS 2.4's ScanSequence does);
+            the truth also lists the unix time each scan.close() returned ("closes").
   bulk      the same, for many short scans (1 send per stream) - the 10,000-scan memory test.
   steps     READY; then per line holding a number N: publish N more short scans and print the
             truth so far (JSON); any other line ends it - the memory/soak test, sampled between steps.
@@ -59,7 +65,7 @@ class Publisher:
         self.next_number += 1
         return n
 
-    def open_scan(self, truth: Truth):
+    def open_scan(self, truth: Truth, group: str | None = None):
         """Create, prepare and start a scan; returns (scan, streams)."""
         from blissdata.streams.default import Stream
 
@@ -67,6 +73,8 @@ class Publisher:
         identity = {"name": "loopscan", "number": number, "data_policy": "None", "session": self.session}
         info = {"type": "loopscan", "title": f"loopscan {self.events} 0", "npoints": self.events * self.points,
                 "count_time": 0.0, "scan_nb": number, "session_name": self.session, "save": False}
+        if group is not None:
+            info["group"] = group  # a child of a scan sequence
         scan = self.data_store.create_scan(identity, info=info)
         streams = [scan.create_stream(Stream.make_definition(f"bench:ctr{i}", "float64"))
                    for i in range(self.n_streams)]
@@ -102,10 +110,38 @@ class Publisher:
         truth.events["end_scan"] += 1
         truth.ended["SUCCESS"] += 1
 
-    def publish(self, truth: Truth, events: int | None = None) -> None:
-        scan, streams = self.open_scan(truth)
+    def publish(self, truth: Truth, events: int | None = None, closes: list | None = None,
+                group: str | None = None) -> object:
+        scan, streams = self.open_scan(truth, group=group)
         self.send_all(streams, truth, self.events if events is None else events)
         self.close_scan(scan, streams, truth)
+        if closes is not None:
+            closes.append(time.time())
+        return scan
+
+    def publish_sequence(self, truth: Truth, children: int, closes: list) -> None:
+        """A scan sequence as BLISS 2.4 publishes one (shared/reference/bliss-2.4.0-scans/05_sequence_*):
+        parent with is_scan_sequence and a SUBSCANS stream, one reference per child, children run in turn."""
+        from blissdata.streams.scan_sequence.stream import ScanStream
+
+        number = self._number()
+        identity = {"name": "sequence", "number": number, "data_policy": "None", "session": self.session}
+        info = {"title": "sequence_of_scans", "is_scan_sequence": True, "scan_nb": number,
+                "session_name": self.session, "save": False}
+        scan = self.data_store.create_scan(identity, info=info)
+        subscans = scan.create_stream(ScanStream.make_definition("SUBSCANS"))
+        scan.prepare()
+        scan.start()
+        truth.scans += 1
+        truth.events["new_node"] += 2  # the parent and its SUBSCANS stream
+        truth.events["prepared_scan"] += 1
+        truth.events["start_scan"] += 1
+        for _ in range(children):
+            child = self.publish(truth, closes=closes, group=scan.key)
+            subscans.send({"key": child.key, "scan_number": child.number})
+            truth.events["new_data"] += 1  # a reference is an entry, without points
+        self.close_scan(scan, [subscans], truth)
+        closes.append(time.time())
 
 
 def truth_json(truth: Truth, **extra) -> str:
@@ -115,7 +151,7 @@ def truth_json(truth: Truth, **extra) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("workload", "bulk", "steps", "hold", "delay"))
+    p.add_argument("mode", choices=("workload", "short", "bulk", "steps", "hold", "delay"))
     p.add_argument("--redis-url", required=True)
     p.add_argument("--session", default="bench")
     p.add_argument("--scans", type=int, default=10)
@@ -124,6 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--events", type=int, default=100)
     p.add_argument("--points", type=int, default=1)
     p.add_argument("--first-number", type=int, default=1)
+    p.add_argument("--sequences", type=int, default=0, help="short mode: scan sequences")
+    p.add_argument("--children", type=int, default=4, help="short mode: child scans per sequence")
     a = p.parse_args(argv)
 
     pub = Publisher(a.redis_url, a.session, a.streams, a.events, a.points, a.first_number)
@@ -139,6 +177,28 @@ def main(argv=None) -> int:
         pool.join(raise_error=True)
         say("TRUTH", truth_json(truth, wall=time.time() - t0, self_cpu=time.process_time() - c0))
         wait_line()  # bench.py reads our CPU time, then closes stdin
+        return 0
+
+    if a.mode == "short":
+        # plain scans and sequences interleaved (a sequence every len/sequences plain scans) in one pool
+        say("READY")
+        wait_line()
+        t0, c0 = time.time(), time.process_time()
+        closes: list[float] = []
+        pool = Pool(max(1, a.concurrent))
+        every = a.scans // a.sequences if a.sequences else 0
+        seqs = 0
+        for i in range(a.scans):
+            pool.spawn(pub.publish, truth, None, closes)
+            if every and (i + 1) % every == 0 and seqs < a.sequences:
+                pool.spawn(pub.publish_sequence, truth, a.children, closes)
+                seqs += 1
+        while seqs < a.sequences:
+            pool.spawn(pub.publish_sequence, truth, a.children, closes)
+            seqs += 1
+        pool.join(raise_error=True)
+        say("TRUTH", truth_json(truth, wall=time.time() - t0, self_cpu=time.process_time() - c0, closes=closes))
+        wait_line()
         return 0
 
     if a.mode == "steps":
