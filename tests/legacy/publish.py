@@ -117,14 +117,14 @@ class Session:
 
 
 class Channel:
-    def __init__(self, parent, device: str, short: str, dtype, unit=None, kind: str = "channel", reference=False):
-        self.fullname = f"{device}:{short}"
+    def __init__(self, parent, fullname: str, dtype, unit=None, kind: str = "channel", reference=False):
+        self.fullname = fullname
         self.dtype = dtype
         self.unit = unit
         self.reference = reference
+        short = fullname.rsplit(":", 1)[-1]
         self.node = create_node(short, kind, parent=parent, shape=(), dtype=dtype, unit=unit,
-                                fullname=self.fullname if kind != "node_ref_channel" else short,
-                                channel_name=self.fullname if kind != "node_ref_channel" else short)
+                                fullname=fullname, channel_name=fullname)
         self.points = 0
         self.xadds = 0
 
@@ -238,8 +238,8 @@ class Scan:
         self.nodes.append(node.db_name)
         return node
 
-    def _channel(self, parent, device, short, dtype, unit=None, kind="channel", reference=False):
-        ch = Channel(parent, device, short, dtype, unit, kind, reference)
+    def _channel(self, parent, fullname, dtype, unit=None, kind="channel", reference=False):
+        ch = Channel(parent, fullname, dtype, unit, kind, reference)
         self.nodes.append(ch.node.db_name)
         self.channels.append(ch)
         return ch
@@ -249,8 +249,8 @@ class Scan:
         devices, channels, chain_scalars = {}, {}, []
         timer = self._device("timer", self.node)
         timer_id = f"{next(_ids)}:timer"
-        self.elapsed = self._channel(timer, "timer", "elapsed_time", numpy.float64, "s")
-        self.epoch = self._channel(timer, "timer", "epoch", float, "s")
+        self.elapsed = self._channel(timer, "timer:elapsed_time", numpy.float64, "s")
+        self.epoch = self._channel(timer, "timer:epoch", float, "s")
         devices[timer_id] = {"triggered_devices": [], "channels": ["timer:elapsed_time", "timer:epoch"]}
         for ch in (self.elapsed, self.epoch):
             channels[ch.fullname] = {"device": timer_id, "unit": "s", "display_name": ch.fullname.split(":")[1],
@@ -264,7 +264,7 @@ class Scan:
             ctrl = "flaky" if counter == "flaky" else "simulation_diode_sampling_controller"
             dev = self._device(ctrl, timer)
             dev_id = f"{next(_ids)}:{ctrl}"
-            ch = self._channel(dev, ctrl, counter, float)
+            ch = self._channel(dev, f"{ctrl}:{counter}", float)
             devices[timer_id]["triggered_devices"].append(dev_id)
             devices[dev_id] = {"channels": [ch.fullname], "metadata": {}}
             channels[ch.fullname] = {"device": dev_id, "display_name": counter, "dim": 0}
@@ -292,8 +292,9 @@ class Scan:
     def _build_sequence(self):
         master = self._device("GroupingMaster", self.node)
         dev_id = f"{next(_ids)}:GroupingMaster"
-        self.refs = self._channel(master, "GroupingMaster", "scans", str, kind="node_ref_channel", reference=True)
-        self.numbers = self._channel(master, "GroupingMaster", "scan_numbers", int)
+        # the GroupingMaster's channels are named without their device (reference 5_myseq)
+        self.refs = self._channel(master, "scans", str, kind="node_ref_channel", reference=True)
+        self.numbers = self._channel(master, "scan_numbers", int)
         self.info["devices"] = {dev_id: {"channels": ["scans", "scan_numbers"]}}
         self.info["channels"] = {n: {"device": dev_id, "display_name": n, "dim": 0} for n in ("scans", "scan_numbers")}
         self.info["acquisition_chain"] = {"GroupingMaster": {
