@@ -140,15 +140,19 @@ class Channel:
 class Lima:
     """A lima detector: reference data at prepare, then one status event per batch of frames."""
 
-    def __init__(self, parent, device: str, session: str, scan_nb: int):
+    def __init__(self, parent, device: str, session: str, scan_nb: int, nframes: int):
         self.device = device
         self.node = create_node("image", "lima", parent=parent, shape=(-1, -1), dtype=numpy.uint16,
                                 unit=None, fullname=f"{device}:image", channel_name=f"{device}:image")
         self.server_url = f"id00/limaccds/{device}"
-        ref = {"acq_trigger_mode": "INTERNAL_TRIGGER", "saving_mode": "MANUAL", "saving_frame_per_file": 1,
-               "saving_format": "HDF5", "saving_directory": f"/tmp/scans/{session}/scan{scan_nb:04d}",
-               "saving_prefix": f"{device}_", "saving_suffix": ".h5", "user_detector_name": device,
-               "lima_version": "1.9.18", "acq_nb_frames": 0}
+        # the saving settings blissdata 0.3.1 reads (LimaImageStatusEvent.DEFAULT_INFO and the
+        # image reference computation), as a lima saving in HDF5 one file per 100 frames
+        ref = {"acq_trigger_mode": "INTERNAL_TRIGGER", "saving_mode": "AUTO_FRAME", "saving_overwrite": "ABORT",
+               "acq_nb_frames": nframes, "saving_frame_per_file": 100, "saving_frame_per_acquisition": nframes,
+               "saving_next_number": 0, "saving_index_format": "%04d", "saving_format": "HDF5",
+               "saving_directory": f"/tmp/scans/{session}/scan{scan_nb:04d}", "saving_prefix": f"{device}_",
+               "saving_suffix": ".h5", "lima_version": "1.9.18", "user_instrument_name": "instrument",
+               "user_detector_name": device}
         self.node.store({"name": f"{device}:image", "description": ref,
                          "data": {"in_prepare": True, "server_url": self.server_url, "buffer_max_number": 8}})
         self.points = 0
@@ -276,7 +280,7 @@ class Scan:
         for det in spec.get("lima", []):
             dev = self._device(det, timer)
             dev_id = f"{next(_ids)}:{det}"
-            lima = Lima(dev, det, self.session.name, self.scan_nb)
+            lima = Lima(dev, det, self.session.name, self.scan_nb, int(spec.get("npoints", 10)))
             self.nodes.append(lima.node.db_name)
             self.limas.append(lima)
             devices[timer_id]["triggered_devices"].append(dev_id)
