@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -193,9 +194,40 @@ def e7_lima_and_node_refs():
     return out
 
 
+def e8_evicted_streams():
+    """A stream deleted (evicted) and written again has no phantom: max-deleted-entry-id 0-0,
+    entries-added from 1; XREAD on a missing key is allowed and a blocked one wakes when it is created."""
+    s = fresh()
+    r = s.client()
+    pub = publish(s, {"scans": [{"npoints": 5, "wait": "hold"}]}, wait=False)
+    pub.wait_for("waiting", scan="1_loopscan")
+    scan = f"{SCANS}:1_loopscan"
+    before = r.xinfo_stream(f"{scan}_end")
+    r.delete(f"{scan}_end", f"{scan}:timer:epoch_data")  # as allkeys-lru eviction would
+    missing = r.xread({f"{scan}:timer:epoch_data": "0-0"})
+    reader = s.client()
+    got = {}
+    t = threading.Thread(target=lambda: got.update(x=reader.xread({f"{scan}_end": "0-0"}, block=20000)))
+    t.start()
+    time.sleep(0.2)
+    pub.release()
+    pub.finish()
+    t.join(30)
+    after = r.xinfo_stream(f"{scan}_end")
+    def fig(info):
+        return {k: info[k].decode() if isinstance(info[k], bytes) else info[k]
+                for k in ("length", "entries-added", "max-deleted-entry-id")}
+
+    out = {"_end before": fig(before), "_end written again": fig(after),
+           "XREAD on a missing key": missing, "blocked XREAD woken by the END": bool(got.get("x")),
+           "__EXCEPTION__": loads(after["last-entry"][1][b"__EXCEPTION__"])}
+    s.stop()
+    return out
+
+
 def main() -> int:
     for fn in (e1_ids_are_server_times, e2_points_from_ids_and_npoints, e3_trimming, e4_children_lists,
-               e5_running_scan_keys_and_ttls, e6_walker_writes, e7_lima_and_node_refs):
+               e5_running_scan_keys_and_ttls, e6_walker_writes, e7_lima_and_node_refs, e8_evicted_streams):
         t = time.monotonic()
         result = fn()
         print(f"## {fn.__name__}: {fn.__doc__.strip()}")
