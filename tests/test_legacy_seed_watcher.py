@@ -32,8 +32,12 @@ def test_seed_watcher_runs_on_a_session_with_a_sequence(legacy_redis, legacy_pub
     assert summary["ended"] == 4 and summary["broken"] == {"scan_group_end": 1}
     assert summary["scans_done"] == len(scans) == 3
     assert summary["events"]["prepared_scan"] == summary["events"]["end_scan"] == 3
-    # its NEW_NODE leaves out the scan node itself; its points are exact for the scans it watches
-    assert summary["events"]["new_node"] == sum(t["new_node"] - 1 for t in scans)
+    # its NEW_NODE leaves out the scan node itself, and deduplicates a child listed twice only when
+    # both entries come in one read: between the distinct nodes and the list entries (the 2-diode
+    # scan lists its shared controller node twice: one duplicate entry in this workload)
+    distinct = sum(t["new_node"] - 1 for t in scans)
+    assert distinct <= summary["events"]["new_node"] <= distinct + 1
+    # its points are exact for the scans it watches
     assert summary["points"] == sum(t["points"] for t in scans)
     # NEW_DATA coalesces entries: never more than the XADDs, usually fewer
     assert 0 < summary["events"]["new_data"] <= sum(t["new_data"] for t in scans)
