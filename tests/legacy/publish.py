@@ -27,6 +27,7 @@ Spec (JSON object):
 
     SCAN: {"type": "loopscan", "npoints": 10, "count_time": 0.01,
            "counters": ["diode1", "diode2"],    # one simulation_diode_sampling_controller each
+                                                # ("channels": N is the same with N diodes)
            "batch": 1,                          # points per XADD on every channel
            "lima": ["lima_simulator"],          # lima detectors (one status event per frame batch)
            "lima_batch": 1,                     # frames per lima status event
@@ -261,7 +262,10 @@ class Scan:
                                      "dim": 0}
         self.counters = []
         self.flaky = None
-        counters = list(spec.get("counters", ["diode1", "diode2"]))
+        counters = spec.get("counters", spec.get("channels", ["diode1", "diode2"]))
+        if isinstance(counters, int):  # "channels": N -> N diodes
+            counters = [f"diode{i + 1}" for i in range(counters)]
+        counters = list(counters)
         if self.outcome == "FAILURE":
             counters.insert(0, "flaky")
         for counter in counters:
