@@ -41,7 +41,8 @@ Spec (JSON object):
 
 Output, one JSON object per line on stdout: {"event": "created", "scan": ...} when a scan node
 exists, {"event": "waiting", ...} (see "wait"), {"event": "truth", ...} when a scan has ended, and
-last {"event": "done", "scans": N, "totals": {...}}. A truth is what an exact reader must count:
+last {"event": "done", "scans": N, "totals": {...}, "ended": {...}, "wall": s, "cpu": {...}}.
+A truth is what an exact reader must count:
 
     new_node       1 for the scan + the distinct nodes under it (a node listed twice counts once)
     new_data       one per XADD to a data stream of the scan (channels, lima, node_ref)
@@ -62,6 +63,7 @@ import datetime  # noqa: E402
 import getpass  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -443,6 +445,7 @@ def main(argv=None) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
+    t0 = time.monotonic()
     spec = load_spec(argv[0])
     connect(spec["redis_url"])
     session = Session(spec.get("session", "demo_session"), expire=spec.get("expire", True))
@@ -463,7 +466,9 @@ def main(argv=None) -> int:
     ended = {}
     for t in truths:
         ended[t["end_reason"]] = ended.get(t["end_reason"], 0) + 1
-    say(event="done", scans=len(truths), totals=totals, ended=ended)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    say(event="done", scans=len(truths), totals=totals, ended=ended, wall=time.monotonic() - t0,
+        cpu={"user": usage.ru_utime, "system": usage.ru_stime})
     return 0
 
 
