@@ -49,11 +49,10 @@ import urllib.parse  # noqa: E402
 from collections import Counter  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.event import Event as GEvent  # noqa: E402
-
 from blissdata.client import set_default_redis_connection_manager_callback  # noqa: E402
 from blissdata.data.node import get_node, get_session_node  # noqa: E402
 from blissdata.redis.manager import RedisAddress, RedisConnectionManager  # noqa: E402
+from gevent.event import Event as GEvent  # noqa: E402
 
 NAMES = {"NEW_NODE": "new_node", "NEW_DATA": "new_data", "PREPARED_SCAN": "prepared_scan",
          "END_SCAN": "end_scan"}

@@ -3,7 +3,10 @@ genuine-layout publisher tests/legacy/publish.py run in .venv-legacy.
 
 Use from a test module:
 
-    from .legacy_fixtures import legacy_redis, legacy_publish  # noqa: F401  (pytest fixtures)
+    from . import legacy_fixtures
+
+    legacy_redis = legacy_fixtures.legacy_redis  # pytest fixtures, found as module attributes
+    legacy_publish = legacy_fixtures.legacy_publish
 
     def test_x(legacy_redis, legacy_publish):
         run = legacy_publish({"scans": [{"npoints": 10}]})      # waits for the publisher to finish

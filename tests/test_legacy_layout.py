@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .legacy_fixtures import LEGACY_PYTHON, ROOT, legacy_publish, legacy_redis  # noqa: F401
+from .legacy_fixtures import LEGACY_PYTHON, ROOT
 
 REFERENCE = Path(__file__).parent / "legacy" / "reference-bliss-1.11.4"
 SESSION = "demo_session"

@@ -17,7 +17,10 @@ import pytest
 
 from exporter.legacy_pickle import PickleRejected, allowed_globals, loads
 
-from .legacy_fixtures import legacy_publish, legacy_redis  # noqa: F401
+from . import legacy_fixtures
+
+legacy_redis = legacy_fixtures.legacy_redis  # pytest fixtures
+legacy_publish = legacy_fixtures.legacy_publish
 
 REFERENCE = Path(__file__).parent / "legacy" / "reference-bliss-1.11.4"
 

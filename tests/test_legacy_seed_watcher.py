@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .legacy_fixtures import LEGACY_PYTHON, ROOT, legacy_publish, legacy_redis  # noqa: F401
+from . import legacy_fixtures
+from .legacy_fixtures import LEGACY_PYTHON, ROOT
+
+legacy_redis = legacy_fixtures.legacy_redis  # pytest fixtures
+legacy_publish = legacy_fixtures.legacy_publish
 
 
 def test_seed_watcher_runs_on_a_session_with_a_sequence(legacy_redis, legacy_publish, tmp_path):

@@ -71,7 +71,6 @@ import urllib.parse  # noqa: E402
 import gevent  # noqa: E402
 import gevent.lock  # noqa: E402
 import numpy  # noqa: E402
-
 from blissdata.client import set_default_redis_connection_manager_callback  # noqa: E402
 from blissdata.data import expiration  # noqa: E402
 from blissdata.data.node import create_node, datanode_factory  # noqa: E402
