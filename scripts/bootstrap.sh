@@ -32,6 +32,9 @@ if [ "$want_test" = 1 ]; then
   command -v amtool >/dev/null || apt_pkgs+=(prometheus-alertmanager)
   command -v chromium >/dev/null || apt_pkgs+=(chromium)
   command -v node >/dev/null || apt_pkgs+=(nodejs npm)
+  # plain Redis 7.0 for legacy (BLISS 1.x) data stores. Tests start their own /usr/bin/redis-server
+  # on a free 127.0.0.1 port; the packaged service (port 6379, started or not) is never used.
+  [ -x /usr/bin/redis-server ] || apt_pkgs+=(redis-server)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "bootstrap: apt-get install ${apt_pkgs[*]}"
@@ -55,4 +58,30 @@ if [ ! -f "$stamp" ] && [ ! -f ".venv/.bootstrap-$hash-1" ]; then
     exit 1
   fi
   touch "$stamp"
+fi
+
+# .venv-legacy: blissdata 0.3.1 (BLISS 1.x, legacy node API) for the legacy publisher and the seed
+# watcher port. Only what blissdata 0.3.1 needs to import and publish: its metadata asks for h5py
+# and silx too, but h5py is an optional import and silx is only imported for its EdfFile module
+# (silx < 2, installed without its own dependencies). Its sdist declares an invalid build
+# requirement ('setuptools>=46.4<63') that pip >= 24.1 rejects, hence pip 24.0 in this venv.
+if [ "$want_test" = 1 ]; then
+  legacy_nodeps="blissdata==0.3.1 redis==3.5.1 numpy<2 silx==1.1.2"
+  legacy_deps="gevent>=22.10.2"
+  legacy_stamp=".venv-legacy/.bootstrap-$(echo "$legacy_nodeps $legacy_deps" | sha1sum | cut -c1-12)"
+  if [ ! -f "$legacy_stamp" ]; then
+    echo "bootstrap: installing blissdata 0.3.1 into .venv-legacy (log: .venv-legacy/pip.log)"
+    [ -x .venv-legacy/bin/python ] || python3 -m venv .venv-legacy
+    # shellcheck disable=SC2086
+    if ! { .venv-legacy/bin/pip install "pip==24.0" \
+        && .venv-legacy/bin/pip install --no-deps $legacy_nodeps \
+        && .venv-legacy/bin/pip install "$legacy_deps" \
+        && .venv-legacy/bin/python -c 'import blissdata.data.nodes.scan, blissdata.data.nodes.scan_group, blissdata.data.nodes.node_ref_channel'
+      } > .venv-legacy/pip.log 2>&1; then
+      tail -20 .venv-legacy/pip.log >&2
+      echo "bootstrap: legacy venv install failed (see .venv-legacy/pip.log)" >&2
+      exit 1
+    fi
+    touch "$legacy_stamp"
+  fi
 fi

@@ -1,0 +1,81 @@
+"""Legacy (BLISS 1.x) benchmark harness: the published watcher on blissdata 0.3.1 against the truth.
+
+    .venv/bin/python benchmarks/bench_legacy.py [--scans 20] [--counters 4] [--points 500] [--batch 1]
+                                                [--point-delay 0] [--sequences 2]
+
+Starts a plain redis-server (tests/legacy_fixtures.LegacyRedis), then benchmarks/seed_watcher_legacy.py
+(in .venv-legacy, waiting for READY), then tests/legacy/publish.py with the workload, and prints the
+publisher's truth next to what the watcher counted, and both processes' CPU (getrusage). The
+exporter's legacy reader, once it exists, is meant to be measured the same way on the same workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.legacy_fixtures import LEGACY_PYTHON, LegacyPublisher, LegacyRedis  # noqa: E402
+
+
+def workload(a) -> dict:
+    scan = {"type": "loopscan", "npoints": a.points, "counters": a.counters, "batch": a.batch,
+            "point_delay": a.point_delay}
+    scans = [dict(scan) for _ in range(a.scans)]
+    for _ in range(a.sequences):
+        scans.append({"sequence": "seq", "children": [dict(scan, npoints=max(1, a.points // 10))] * 2})
+    return {"session": "bench_session", "scans": scans}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scans", type=int, default=20)
+    p.add_argument("--counters", type=int, default=4, help="diodes per scan (one shared controller name)")
+    p.add_argument("--points", type=int, default=500)
+    p.add_argument("--batch", type=int, default=1, help="points per XADD")
+    p.add_argument("--point-delay", type=float, default=0.0)
+    p.add_argument("--sequences", type=int, default=2, help="sequences of 2 child scans each")
+    a = p.parse_args(argv)
+    tmp = Path("/tmp") / "bench-legacy"
+    tmp.mkdir(exist_ok=True)
+    server = LegacyRedis(workdir=tmp).start()
+    spec = {"redis_url": server.url, **workload(a)}
+    n_ended = a.scans + 3 * a.sequences
+    watcher = subprocess.Popen([str(LEGACY_PYTHON), str(ROOT / "benchmarks" / "seed_watcher_legacy.py"),
+                                "--redis-url", server.url, "--session", "bench_session", "--scans", str(n_ended),
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout.readline().strip() == "READY", watcher.stderr.read()
+        pub = LegacyPublisher(spec, tmp).finish(deadline_s=3600)
+        out, err = watcher.communicate(timeout=600)
+        seed = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        server.stop()
+    truth = pub.done["totals"]
+    watched = [t for t in pub.truths if t["role"] != "sequence"]
+    exact_seed_view = {"new_node": sum(t["new_node"] - 1 for t in watched),
+                       "new_data": sum(t["new_data"] for t in watched),
+                       "points": sum(t["points"] for t in watched)}
+    rows = [("scans ended (truth / seed END_SCAN seen)", len(pub.truths), seed["ended"])]
+    for k in ("prepared_scan", "end_scan", "new_node", "new_data", "points"):
+        got = seed["points"] if k == "points" else seed["events"].get(k, 0)
+        rows.append((f"{k} (truth / seed)", truth[k], got))
+    rows.append(("  of which the scans the seed design watches", json.dumps(exact_seed_view), ""))
+    pub_cpu = pub.done["cpu"]["user"] + pub.done["cpu"]["system"]
+    seed_cpu = seed["cpu"]["user"] + seed["cpu"]["system"]
+    rows.append(("CPU s publisher / seed watcher", round(pub_cpu, 3), round(seed_cpu, 3)))
+    rows.append(("seed watcher broken", json.dumps(seed["broken"]), ""))
+    for label, x, y in rows:
+        print(f"{label:48} {x!s:>14} {y!s:>14}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
