@@ -41,14 +41,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gevent  # noqa: E402
 import redis  # noqa: E402
-
-from exporter import logs  # noqa: E402
 from exporter.metrics import ExporterMetrics  # noqa: E402
 from exporter.scan import EventType, State  # noqa: E402
-from exporter.source import (HISTORY_STREAM, DataStoreSource, ScanGone, ScanInvalid, _deleted,  # noqa: E402
-                             is_unavailable, parse_scan_document, parse_streams)
+from exporter.source import (  # noqa: E402
+    HISTORY_STREAM,
+    DataStoreSource,
+    ScanGone,
+    ScanInvalid,
+    _deleted,
+    is_unavailable,
+    parse_scan_document,
+    parse_streams,
+)
 from exporter.watchers.scan import ScanWatcher, _set_streams  # noqa: E402
 from exporter.watchers.session import SessionWatcher  # noqa: E402
+
+from exporter import logs  # noqa: E402
 
 LEVERS: dict[str, str] = {}
 for item in filter(None, os.environ.get("LEVERS", "").split(",")):

@@ -38,14 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson  # noqa: E402
 import structlog  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from exporter import logs  # noqa: E402
-from exporter.events import Fanout  # noqa: E402
 from exporter.logs import LogSink, _event_first  # noqa: E402
 from exporter.metrics import ExporterMetrics  # noqa: E402
 from exporter.scan import EventType, ScanRecord, State, StreamCursor  # noqa: E402
 from exporter.status import RecentScans  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from exporter import logs  # noqa: E402
 
 
 def make_record(i: int) -> ScanRecord:
