@@ -51,11 +51,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import orjson  # noqa: E402
 import redis  # noqa: E402
+from publisher import Publisher  # noqa: E402
+
 from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
 from exporter.devtools.simulator import Truth  # noqa: E402
 from exporter.store.blissdata2 import HISTORY_STREAM, DataStoreSource, _deleted  # noqa: E402
 from exporter.store.documents import parse_scan_document, parse_streams  # noqa: E402
-from publisher import Publisher  # noqa: E402
 
 
 class Fixture:
