@@ -1,0 +1,115 @@
+"""What the watchers need from a data store: one small protocol, one implementation per data model.
+
+A data model (blissdata 2.x in `blissdata2.py`, BLISS 1.x in `legacy.py`) turns its own Redis layout
+into these few reads. Positions and cursors are opaque to the watchers: each model decides what
+they hold (a stream id, several, a sequence number...). Every method only reads, and batches what
+it can into one round trip: the watchers call each of them once per cycle for every scan concerned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..model import State
+from .documents import ScanDocument
+from .errors import ScanGone, ScanInvalid
+from .streams import StreamKind, StreamStats
+
+#: Where a reader is in the flow of new scans (opaque to the watchers).
+Position = Any
+
+
+@dataclass
+class NewScans:
+    """Scans created after a position, in creation order, and the position after them."""
+
+    keys: list[str]
+    position: Position
+    #: scans may have been missed before `keys` (the model's history was trimmed past the position):
+    #: the session watcher then re-synchronises with `scans_created_after`
+    gap: bool = False
+
+
+@dataclass
+class ScanStreams:
+    """The data streams of a scan (known from PREPARED on) and how many nodes they make.
+
+    `nodes` is what the published design counted as NEW_NODE events under the scan: one per stream
+    for blissdata 2.x, one per distinct device or channel node for BLISS 1.x.
+    """
+
+    streams: dict[str, tuple[str, StreamKind]]  # name -> (stream key, kind)
+    nodes: int
+
+
+@dataclass
+class Closing:
+    """What a closed scan's end says: final stream stats, end reason, whether its document still exists."""
+
+    stats: dict[str, StreamStats | None]
+    end_reason: str | None
+    exists: bool
+
+
+class Source(Protocol):
+    """Read-only access to one data store, as the session and scan watchers use it."""
+
+    #: the data model's name, as `--data-model` spells it
+    model: str
+
+    def check(self) -> None:
+        """Raise unless the store can be read as this model with every command the reader uses."""
+
+    # -- discovery (session watcher) ---------------------------------------------------------------
+    def anchor(self) -> Position:
+        """The position of "now": scans created later come through `new_scans`."""
+
+    def new_scans(self, position: Position, block_ms: int | None) -> NewScans:
+        """Keys of scans created after `position`, waiting up to `block_ms` for one."""
+
+    def scan_keys(self) -> list[str]:
+        """Every scan in the store now (adoption at start, re-synchronisation after a gap)."""
+
+    def scans_created_after(self, position: Position, keys: list[str]) -> list[str]:
+        """Those of `keys` created after `position`, oldest first."""
+
+    def load_scans(self, keys: list[str]) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
+        """Documents of several scans in one round trip; each one, or why it cannot be watched."""
+
+    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
+        """One scan's document (a sequence parent named by a child); raise ScanGone or ScanInvalid."""
+
+    def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
+        """Those of these scans not yet closed (adoption at start)."""
+
+    # -- per scan (scan watcher) -------------------------------------------------------------------
+    def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:
+        """New entries of state streams ({state stream key: cursor}), waiting up to `block_ms`:
+        {state stream key: [(cursor after the entry, state, or None if unreadable)]}. A cursor's
+        leading `<ms>` is the Redis server time of the entry."""
+
+    def unreadable_state_streams(self, keys: list[str]) -> list[str]:
+        """The state stream keys among these that exist but cannot be read as state streams."""
+
+    def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
+        """The data streams of several scans (from PREPARED on), in one round trip."""
+
+    def stream_stats(self, streams: dict[str, StreamKind]) -> dict[str, StreamStats | None]:
+        """Counters of many data streams in one round trip: {stream key: stats, or None if absent}."""
+
+    def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
+        """Final stats and end reason of several closed scans ({scan key: its unsealed streams})."""
+
+    def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
+        """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""
+
+    # -- sequences -----------------------------------------------------------------------------------
+    def read_references(self, stream_key: str, since: str, count: int) -> tuple[list[tuple[str, str | None, str]], bool]:
+        """Entries after `since` of a stream whose kind is REFERENCE_KIND (a sequence's references to its
+        children): ([(entry id, child scan key or None, the problem if None)], whether `count` were read)."""
+
+
+#: The stream kind of a sequence's references to its children (blissdata 2.x SUBSCANS,
+#: BLISS 1.x `GroupingMaster:scans` node_ref_channel): entries, never points.
+REFERENCE_KIND = "scan_sequence"
