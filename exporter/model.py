@@ -109,9 +109,9 @@ class ScanRecord:
     count_time: float | None = None
     title: str = ""
     adopted: bool = False
-    state_key: str = ""
+    state_keys: tuple[str, ...] = ()
     state: State = State.CREATED
-    state_cursor: str = "0-0"
+    state_cursors: dict[str, str] = field(default_factory=dict)  # state stream key -> data model's cursor
     created_at: float | None = None
     started_at: float | None = None
     closed_at: float | None = None
@@ -119,6 +119,7 @@ class ScanRecord:
     end_reason: str | None = None
     streams: dict[str, StreamCursor] = field(default_factory=dict)
     streams_known: bool = False
+    nodes_counted: int = 0  # nodes under the scan counted as new_node (streams for blissdata 2.x)
     counts: Counter = field(default_factory=Counter)
     pending_end: int = 0  # CLOSED entries read, counted as end_scan when the scan's end is emitted
     # -- scan sequences ---------------------------------------------------------------------
@@ -181,3 +182,55 @@ class ScanRecord:
         for child in list(self.running.values()):
             own = max(own, child.stall_threshold(default, factor))
         return own
+
+
+def record_from_document(doc, adopted: bool) -> ScanRecord:
+    """A fresh ScanRecord from a scan document (store.documents.ScanDocument, any data model)."""
+    info = doc.info
+    count_time = info.get("count_time")
+    npoints = info.get("npoints")
+    scan_type = info.get("type") or doc.name
+    record = ScanRecord(
+        key=doc.key,
+        session=doc.session,
+        name=doc.name,
+        number=doc.number,
+        scan_type=str(scan_type),
+        uris=scan_uris(info),
+        npoints=npoints if valid_count(npoints) else None,
+        count_time=float(count_time) if _is_number(count_time) else None,
+        title=str(info.get("title") or ""),
+        adopted=adopted,
+        state_keys=tuple(doc.state_keys),
+        state_cursors={key: "0-0" for key in doc.state_keys},
+    )
+    set_streams(record, doc.streams)
+    record.streams_known = bool(doc.streams)
+    _set_sequence_info(record, info)
+    return record
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _index(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _set_sequence_info(record: ScanRecord, info: dict) -> None:
+    """What scan.info says of sequences (BLISS 2.4: ScanSequence, Sequence, ScanInfo.set_scan_index)."""
+    if info.get("is_scan_sequence") is True:
+        record.role = ROLE_SEQUENCE
+        sequence_info = info.get("sequence_info")
+        scan_count = sequence_info.get("scan_count") if isinstance(sequence_info, dict) else None
+        record.scan_count = scan_count if valid_count(scan_count) else None
+    group = info.get("group")
+    record.group = None if group is None or group == "" else str(group)
+    record.index_in_sequence = _index(info.get("index_in_sequence"))
+    record.retry_nb = _index(info.get("retry_nb"))
+
+
+def set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
+    for name, (key, kind) in streams.items():
+        record.streams.setdefault(key, StreamCursor(key=key, name=name, kind=kind))

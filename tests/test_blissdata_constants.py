@@ -27,5 +27,5 @@ def test_key_prefixes_are_those_of_real_scans_and_streams(data_store):
     assert published.key.startswith(source.SCAN_PREFIX)
     assert stream.key.startswith(source.STREAM_PREFIX)
     doc = data_store._redis.json().get(published.key)
-    assert source.parse_scan_document(published.key, doc).state_key.startswith(source.STREAM_PREFIX)
+    assert source.parse_scan_document(published.key, doc).state_keys[0].startswith(source.STREAM_PREFIX)
     stream.seal()

@@ -34,7 +34,7 @@ from .helpers import parse_metrics, run_cli, wait_until
 
 
 def doc(info: dict, name="loopscan", number=1, key="esrf:scan:K1") -> ScanDocument:
-    return ScanDocument(key, "s1", name, number, info, "esrf:stream:S1", {})
+    return ScanDocument(key, "s1", name, number, info, ("esrf:stream:S1",), {})
 
 
 def test_progress_needs_an_integer_npoints_above_zero_and_stays_in_0_1():

@@ -89,9 +89,9 @@ def main() -> int:
             ("pipeline: 8 x XINFO STREAM only", pipe(8)),
             ("pipeline: TTL + pipe.json().get", pipe(0, "json()", ttl=True)),
             ("pipeline: TTL + execute_command('JSON.GET')", pipe(0, "execute_command", ttl=True)),
-            ("closing_snapshot (8 streams), as the exporter does",
-             lambda: src.closing_snapshot(scan, {k: "numeric" for k in keys})),
-            ("history_info (XINFO STREAM _SCAN_HISTORY_)", src.history_info),
+            ("closing (1 scan, 8 streams), as the exporter does",
+             lambda: src.closing({scan: {k: "numeric" for k in keys}})),
+            ("anchor (XINFO STREAM _SCAN_HISTORY_)", src.anchor),
         ]
         print(f"{'call':<62} {'CPU us/call':>11}")
         for name, fn in rows:

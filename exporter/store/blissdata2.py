@@ -5,19 +5,20 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Callable
 
 import redis
 
 from ..model import State
+from .base import Closing, NewScans, ScanStreams
 from .documents import (
     SCAN_PREFIX,
     ScanDocument,
     parse_reference,
     parse_scan_document,
     parse_streams,
-    scan_sequence_streams,
 )
 from .errors import (
     CONNECTION_ERRORS,
@@ -62,7 +63,9 @@ ACL_RULES = (
 
 
 class DataStoreSource:
-    """Reads a blissdata data store; one instance is shared by the watchers (redis-py pools connections)."""
+    """The blissdata 2.x data model (store.base.Source): reads a Redis Stack written by blissdata 2.x."""
+
+    model = "blissdata2"
 
     def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False,
                  on_stream_error: Callable[[str], None] | None = None):
@@ -123,135 +126,196 @@ class DataStoreSource:
                 f"blissdata protocol version {version} found, only {SUPPORTED_PROTOCOL} is supported"
             )
 
-    # -- scan history -----------------------------------------------------------------------
-    def history_info(self) -> tuple[int, int, str]:
-        """(entries ever added, entries left, last id) of the scan history; (0, 0, "0-0") if absent.
+    # -- discovery ------------------------------------------------------------------------------
+    # A position is (entries ever added to the scan history up to it, its last entry id). Entries
+    # ever added minus entries left is how many were trimmed away, the oldest first: this is how a
+    # reader knows the history was trimmed past its position (more than ~2048 scans missed).
 
-        Entries ever added minus entries left is how many were trimmed away, the oldest first:
-        this is how a reader knows the history was trimmed past its position.
-        """
+    def anchor(self) -> tuple[int, str]:
+        """The position of the scan history's last entry ((0, "0-0") before the first scan)."""
         try:
             info = self.redis.xinfo_stream(HISTORY_STREAM)
-        except redis.ResponseError:  # no history stream (yet)
+        except redis.ResponseError as exc:
+            if is_unavailable(exc) or not _no_such_key(exc):
+                raise
+            info = None
+        added, _, last = self._history_info(info)
+        return added, last
+
+    @staticmethod
+    def _history_info(info) -> tuple[int, int, str]:
+        if info is None or isinstance(info, Exception):
             return 0, 0, "0-0"
         return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
 
-    def read_history(self, since: str, block_ms: int | None, count: int = 256) -> list[tuple[str, str]]:
-        """Scan-history entries after `since`: [(entry id, scan key)], waiting up to block_ms."""
-        raw = self.redis.xread({HISTORY_STREAM: since}, block=block_ms, count=count)
-        out = []
-        for _, entries in raw or ():
-            for entry_id, fields in entries:
-                key = fields.get(b"key")
-                if key:
-                    out.append((entry_id.decode(), key.decode()))
-        return out
+    def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
+        """History entries after `position` and, in the same round trip, whether any were trimmed away."""
+        sequence, since = position
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xread({HISTORY_STREAM: since}, block=block_ms, count=count)
+        pipe.xinfo_stream(HISTORY_STREAM)
+        raw, info = pipe.execute(raise_on_error=False)
+        for reply in (raw, info):
+            if isinstance(reply, Exception) and (is_unavailable(reply) or not _no_such_key(reply)):
+                raise reply
+        entries = [(entry_id.decode(), fields.get(b"key"))
+                   for _, stream in (raw if not isinstance(raw, Exception) else None) or () for entry_id, fields in stream]
+        added, length, last = self._history_info(info)
+        if not entries:
+            return NewScans([], position)
+        keys = [key.decode() for _, key in entries if key]
+        if added - length > sequence or added < sequence:  # trimmed past our position (or recreated)
+            return NewScans(keys, (added, last), gap=True)
+        return NewScans(keys, (sequence + len(entries), entries[-1][0]))
 
-    def list_scan_keys(self) -> list[str]:
+    def scan_keys(self) -> list[str]:
         """Every scan key in the data store (keyspace scan, read-only)."""
-        keys = []
-        for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL"):
-            keys.append(key.decode())
-        return keys
+        return [key.decode() for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL")]
 
-    # -- one scan -----------------------------------------------------------------------------
-    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
-        """Read and check a scan's JSON document; raise ScanGone or ScanInvalid.
+    def scans_created_after(self, position: tuple[int, str], keys: list[str]) -> list[str]:
+        """Those of `keys` whose state stream's first entry (creation, server time) is after `position`."""
+        since = _id_tuple(position[1])
+        docs = [d for d in self.load_scans(keys).values() if isinstance(d, ScanDocument)]
+        pipe = self.redis.pipeline(transaction=False)
+        for doc in docs:
+            pipe.xrange(doc.state_keys[0], count=1)
+        created = []
+        for doc, entries in zip(docs, pipe.execute()):
+            if entries and _id_tuple(entries[0][0].decode()) > since:
+                created.append((_id_tuple(entries[0][0].decode()), doc.key))
+        return [key for _, key in sorted(created)]
+
+    # -- scans ------------------------------------------------------------------------------------
+    def load_scans(self, keys: list[str], deleted_ok: bool = False) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
+        """Scan documents, checked, in one round trip: each one, or why it cannot be watched.
 
         A deleted scan (expiring within 10 s) counts as gone unless `deleted_ok`: its last
         document can still be read, e.g. for the end_reason of a scan deleted while watched.
         """
-        if not key.startswith(SCAN_PREFIX):
-            raise ScanInvalid(f"not a scan key: {key!r}")
-        pipe = self.redis.pipeline(transaction=False)  # one round trip: expiry and document
-        pipe.ttl(key)
-        pipe.execute_command("JSON.GET", key)
-        ttl, doc = pipe.execute(raise_on_error=False)
-        for reply in (ttl, doc):  # a denied or busy read is the store's problem, not the scan's
-            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
-                raise reply
-        if ttl == -2 or (not deleted_ok and _deleted(ttl)):
-            raise ScanGone(key)
-        if isinstance(doc, redis.ResponseError):
-            raise ScanInvalid(f"{key}: {doc}")
-        if doc is None:
-            raise ScanGone(key)
-        return parse_scan_document(key, doc)
-
-    def scan_streams(self, key: str) -> dict[str, tuple[str, StreamKind]]:
-        """The data streams listed in a scan document (name -> (key, kind)); raise ScanGone/ScanInvalid."""
-        try:
-            found = self._json.get(key, "$.data_streams")
-        except redis.ResponseError as exc:
-            if is_unavailable(exc):
-                raise
-            raise ScanInvalid(f"{key}: {exc}") from None
-        if not found:
-            raise ScanGone(key)
-        return parse_streams(key, found[0])
-
-    def closing_snapshot(self, key: str, streams: dict[str, str]):
-        """Final stream stats and end_reason of a closed scan, in one round trip.
-
-        Returns (stats by stream key, end_reason or None, whether the document still exists).
-        """
         pipe = self.redis.pipeline(transaction=False)
-        keys = list(streams)
-        for stream_key in keys:
-            pipe.xinfo_stream(stream_key)
-        pipe.execute_command("JSON.GET", key, "$.info.end_reason")
-        replies = pipe.execute(raise_on_error=False)
-        stats = self._parse_stats(keys, streams, replies[:-1])
-        reason = replies[-1]
-        if isinstance(reason, Exception):
-            if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
-                raise reason
-            return stats, None, True
-        if reason is None:
-            return stats, None, False
-        return stats, (str(reason[0]) if reason and reason[0] else None), True
+        wanted = [k for k in keys if k.startswith(SCAN_PREFIX)]
+        for key in wanted:
+            pipe.ttl(key)
+            pipe.execute_command("JSON.GET", key)
+        replies = iter(pipe.execute(raise_on_error=False) if wanted else ())
+        out: dict[str, ScanDocument | ScanGone | ScanInvalid] = {
+            k: ScanInvalid(f"not a scan key: {k!r}") for k in keys if not k.startswith(SCAN_PREFIX)}
+        for key in wanted:
+            ttl, doc = next(replies), next(replies)
+            for reply in (ttl, doc):  # a denied or busy read is the store's problem, not the scan's
+                if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
+                    raise reply
+            if ttl == -2 or (not deleted_ok and _deleted(ttl)) or doc is None:
+                out[key] = ScanGone(key)
+            elif isinstance(doc, redis.ResponseError):
+                out[key] = ScanInvalid(f"{key}: {doc}")
+            else:
+                try:
+                    out[key] = parse_scan_document(key, doc)
+                except ScanInvalid as exc:
+                    out[key] = exc
+        return out
 
-    def last_state(self, state_key: str) -> State | None:
-        """The current state of a scan (last entry of its state stream), None if unreadable."""
-        entries = self.redis.xrevrange(state_key, count=1)
-        if not entries:
-            return None
-        try:
-            return State(int(entries[0][1][b"state"]))
-        except (KeyError, ValueError):
-            return None
+    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
+        """One scan's document; raise ScanGone or ScanInvalid."""
+        found = self.load_scans([key], deleted_ok)[key]
+        if isinstance(found, Exception):
+            raise found
+        return found
 
-    def creation_id(self, state_key: str) -> str | None:
-        """Id (server time) of the first entry of a scan's state stream."""
-        entries = self.redis.xrange(state_key, count=1)
-        return entries[0][0].decode() if entries else None
+    def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
+        """Those of these scans whose state stream's last entry is not CLOSED, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for doc in docs:
+            pipe.xrevrange(doc.state_keys[0], count=1)
+        active = []
+        for doc, entries in zip(docs, pipe.execute() if docs else ()):
+            state = _state(entries[0][1]) if entries else None
+            if state is not None and state is not State.CLOSED:
+                active.append(doc)
+        return active
 
-    def scans_alive(self, state_keys: dict[str, str]) -> dict[str, str | None]:
-        """{scan key: None if alive, else why not} for {scan key: state stream key}, in one round trip.
+    def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
+        """The data streams listed in several scan documents, in one round trip (one node each)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("JSON.GET", key, "$.data_streams")
+        out: dict[str, ScanStreams | ScanGone | ScanInvalid] = {}
+        for key, found in zip(keys, pipe.execute(raise_on_error=False) if keys else ()):
+            if isinstance(found, Exception):
+                if is_unavailable(found) or not isinstance(found, redis.ResponseError):
+                    raise found
+                out[key] = ScanInvalid(f"{key}: {found}")
+                continue
+            found = self._json_reply(found)
+            if not found:
+                out[key] = ScanGone(key)
+                continue
+            try:
+                streams = parse_streams(key, found[0])
+            except ScanInvalid as exc:
+                out[key] = exc
+                continue
+            out[key] = ScanStreams(streams, nodes=len(streams))
+        return out
+
+    @staticmethod
+    def _json_reply(found):
+        if isinstance(found, (bytes, str)):
+            return json.loads(found)
+        return found
+
+    def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
+        """Final stream stats and end_reason of several closed scans, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, streams in scans.items():
+            for stream_key in streams:
+                pipe.xinfo_stream(stream_key)
+            pipe.execute_command("JSON.GET", key, "$.info.end_reason")
+        replies = iter(pipe.execute(raise_on_error=False) if scans else ())
+        all_keys, all_streams, all_replies, reasons = [], {}, [], {}
+        for key, streams in scans.items():
+            for stream_key in streams:
+                all_keys.append(stream_key)
+                all_streams[stream_key] = streams[stream_key]
+                all_replies.append(next(replies))
+            reasons[key] = next(replies)
+        stats = self._parse_stats(all_keys, all_streams, all_replies)
+        out = {}
+        for key, streams in scans.items():
+            reason = reasons[key]
+            mine = {k: stats[k] for k in streams}
+            if isinstance(reason, Exception):
+                if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
+                    raise reason
+                out[key] = Closing(mine, None, True)
+                continue
+            reason = self._json_reply(reason)
+            if reason is None:
+                out[key] = Closing(mine, None, False)
+            else:
+                out[key] = Closing(mine, str(reason[0]) if reason and reason[0] else None, True)
+        return out
+
+    def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
+        """{scan key: None if alive, else why not} for {scan key: state stream keys}, in one round trip.
 
         A scan is dead when its document is gone or deleted, or when its state stream vanished
         (evicted under memory pressure, deleted): no CLOSED can ever come then.
         """
         pipe = self.redis.pipeline(transaction=False)
-        for key, state_key in state_keys.items():
+        for key, state_keys in scans.items():
             pipe.ttl(key)
-            pipe.exists(state_key)
+            pipe.exists(*state_keys)
         replies = iter(pipe.execute())
         out = {}
-        for key in state_keys:
-            ttl, state_exists = next(replies), next(replies)
-            out[key] = "vanished" if _deleted(ttl) else None if state_exists else "state stream vanished"
+        for key, state_keys in scans.items():
+            ttl, existing = next(replies), next(replies)
+            out[key] = ("vanished" if _deleted(ttl) else None if existing == len(state_keys)
+                        else "state stream vanished")
         return out
 
     # -- scan sequences ---------------------------------------------------------------------
-    def reference_streams(self, key: str) -> list[str]:
-        """Keys of a scan's `scan_sequence` plugin streams (a sequence's SUBSCANS); [] if none or gone."""
-        try:
-            found = self._json.get(key, "$.data_streams")
-        except redis.ResponseError:
-            return []
-        return scan_sequence_streams(found[0] if found else {})
-
     def read_references(self, stream_key: str, since: str, count: int = 1000):
         """SUBSCANS entries after `since`, seal excluded: ([(entry id, child scan key or None, problem)], more).
 
@@ -278,11 +342,7 @@ class DataStoreSource:
         for stream_key, entries in raw or ():
             parsed = []
             for entry_id, fields in entries:
-                try:
-                    state = State(int(fields[b"state"]))
-                except (KeyError, ValueError):
-                    state = None
-                parsed.append((entry_id.decode(), state))
+                parsed.append((entry_id.decode(), _state(fields)))
             out[stream_key.decode()] = parsed
         return out
 
@@ -334,6 +394,23 @@ class DataStoreSource:
                     stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
         if self.on_stream_error is not None:
             self.on_stream_error(reason)
+
+
+def _state(fields: dict) -> State | None:
+    try:
+        return State(int(fields[b"state"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _no_such_key(reply: Exception) -> bool:
+    """XINFO STREAM of a history not created yet."""
+    return isinstance(reply, redis.ResponseError) and "no such key" in str(reply).lower()
 
 
 def _deleted(ttl: int) -> bool:

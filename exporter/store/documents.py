@@ -14,15 +14,15 @@ STREAM_PREFIX = "esrf:stream:"
 
 @dataclass
 class ScanDocument:
-    """The parts of a scan's JSON document the exporter uses."""
+    """What the exporter uses of a scan, whatever the data model: identity, scan.info, streams."""
 
     key: str
     session: str
     name: str
     number: int | None
     info: dict
-    state_key: str
-    streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind)
+    state_keys: tuple[str, ...]  # the streams whose entries are the scan's states (blissdata 2.x: one)
+    streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind); may be empty before PREPARED
 
 
 def parse_scan_document(key: str, doc: object) -> ScanDocument:
@@ -44,7 +44,7 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
         raise ScanInvalid(f"{key}: {type(exc).__name__}: {exc}") from None
     if not isinstance(name, str) or not name:
         raise ScanInvalid(f"{key}: identity has no name")
-    return ScanDocument(key, str(session), name, number, info, state_key, streams)
+    return ScanDocument(key, str(session), name, number, info, (state_key,), streams)
 
 
 def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]:

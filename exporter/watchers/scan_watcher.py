@@ -24,65 +24,14 @@ from ..model import (
     EventType,
     ScanRecord,
     State,
-    StreamCursor,
+    record_from_document,
     scan_label,
-    scan_uris,
+    set_streams,
     stream_id_time,
-    valid_count,
 )
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
-from ..store import DataStoreSource, ScanDocument, ScanGone, ScanInvalid
-
-
-def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
-    """A fresh ScanRecord from a scan document."""
-    info = doc.info
-    count_time = info.get("count_time")
-    npoints = info.get("npoints")
-    scan_type = info.get("type") or doc.name
-    record = ScanRecord(
-        key=doc.key,
-        session=doc.session,
-        name=doc.name,
-        number=doc.number,
-        scan_type=str(scan_type),
-        uris=scan_uris(info),
-        npoints=npoints if valid_count(npoints) else None,
-        count_time=float(count_time) if _is_number(count_time) else None,
-        title=str(info.get("title") or ""),
-        adopted=adopted,
-        state_key=doc.state_key,
-    )
-    _set_streams(record, doc.streams)
-    record.streams_known = bool(doc.streams)
-    _set_sequence_info(record, info)
-    return record
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _index(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _set_sequence_info(record: ScanRecord, info: dict) -> None:
-    """What scan.info says of sequences (BLISS 2.4: ScanSequence, Sequence, ScanInfo.set_scan_index)."""
-    if info.get("is_scan_sequence") is True:
-        record.role = ROLE_SEQUENCE
-        sequence_info = info.get("sequence_info")
-        scan_count = sequence_info.get("scan_count") if isinstance(sequence_info, dict) else None
-        record.scan_count = scan_count if valid_count(scan_count) else None
-    group = info.get("group")
-    record.group = None if group is None or group == "" else str(group)
-    record.index_in_sequence = _index(info.get("index_in_sequence"))
-    record.retry_nb = _index(info.get("retry_nb"))
-
-
-def _set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
-    for name, (key, kind) in streams.items():
-        record.streams.setdefault(key, StreamCursor(key=key, name=name, kind=kind))
+from ..store import ScanDocument, ScanGone, ScanInvalid
+from ..store.base import REFERENCE_KIND, ScanStreams, Source
 
 
 class ScanWatcher:
@@ -90,7 +39,7 @@ class ScanWatcher:
 
     def __init__(
         self,
-        source: DataStoreSource,
+        source: Source,
         emit: Sink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
@@ -123,7 +72,8 @@ class ScanWatcher:
         record = record_from_document(doc, adopted)
         link_error = self._find_parent(record)  # may read the data store: before the scan is counted
         self.active[record.key] = record
-        self._by_state_key[record.state_key] = record
+        for key in record.state_keys:
+            self._by_state_key[key] = record
         if record.role == ROLE_SEQUENCE:
             for child in list(self.active.values()):  # children adopted before their parent
                 if child.group == record.key and child.parent is None:
@@ -132,7 +82,8 @@ class ScanWatcher:
         if link_error:
             self.emit(SequenceError(record, "bad_group", link_error))
         # the scan itself, plus its data streams when the document already lists them (PREPARED or later)
-        self._count(record, Counter({EventType.NEW_NODE: 1 + len(record.streams)}), 0)
+        record.nodes_counted = len(record.streams)
+        self._count(record, Counter({EventType.NEW_NODE: 1 + record.nodes_counted}), 0)
         self._wakeup.set()
         return record
 
@@ -199,10 +150,9 @@ class ScanWatcher:
 
     def _find_references(self, record: ScanRecord) -> None:
         """Which of a sequence's data streams hold references to its children (SUBSCANS)."""
-        keys = set(self.source.reference_streams(record.key))
         record.references = {}
         for cursor in record.streams.values():
-            if cursor.key in keys:
+            if cursor.kind == REFERENCE_KIND:
                 cursor.reference = True
                 cursor.points = 0
                 record.references[cursor.key] = "0-0"
@@ -270,7 +220,7 @@ class ScanWatcher:
     def step(self, block_ms: int | None) -> None:
         """Read new state entries (waiting up to block_ms), count them, finish what they imply."""
         self._finish_pending()
-        cursors = {r.state_key: r.state_cursor for r in self.active.values()}
+        cursors = {key: cursor for r in self.active.values() for key, cursor in r.state_cursors.items()}
         try:
             batches = self.source.read_states(cursors, block_ms)
         except ResponseError:
@@ -285,7 +235,7 @@ class ScanWatcher:
         for state_key, entries in batches.items():
             record = self._by_state_key.get(state_key)
             if record is not None:
-                self._apply_states(record, entries)
+                self._apply_states(record, state_key, entries)
         self._finish_pending()
 
     def _finish_pending(self) -> None:
@@ -294,19 +244,22 @@ class ScanWatcher:
         Kept apart from counting so that a data store error here (the supervisor restarts the
         watcher) leaves the work pending instead of lost.
         """
-        for record in list(self.active.values()):
-            if record.state >= State.PREPARED and not record.streams_known:
-                self._learn_streams(record)
+        records = list(self.active.values())
+        learning = [r for r in records if r.state >= State.PREPARED and not r.streams_known]
+        if learning:
+            self._learn_streams(learning)
+        for record in records:
             if record.role == ROLE_SEQUENCE and record.references is None and record.streams_known:
                 self._find_references(record)
-            if record.state is State.CLOSED:
-                self._close(record)
+        closing = [r for r in records if r.state is State.CLOSED]
+        if closing:
+            self._close(closing)
 
-    def _apply_states(self, record: ScanRecord, entries) -> None:
+    def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
         """Count state entries, every one of them, in order."""
         events = Counter()
         for entry_id, state in entries:
-            record.state_cursor = entry_id
+            record.state_cursors[state_key] = entry_id
             if state is None:
                 continue
             when = stream_id_time(entry_id)
@@ -327,19 +280,19 @@ class ScanWatcher:
         if events:
             self._count(record, events, 0)
 
-    def _learn_streams(self, record: ScanRecord) -> None:
-        """Data streams are in the scan document from PREPARED on: one new_node each."""
-        try:
-            streams = self.source.scan_streams(record.key)
-        except (ScanGone, ScanInvalid):
-            record.streams_known = True  # nothing more to learn
-            return
-        before = len(record.streams)
-        _set_streams(record, streams)
-        record.streams_known = True
-        added = len(record.streams) - before
-        if added:
-            self._count(record, Counter({EventType.NEW_NODE: added}), 0)
+    def _learn_streams(self, records: list[ScanRecord]) -> None:
+        """Data streams are known from PREPARED on: one new_node per node under the scan (one read for all)."""
+        found = self.source.scan_streams([r.key for r in records])
+        for record in records:
+            result = found.get(record.key)
+            record.streams_known = True  # a gone or invalid scan has nothing more to learn
+            if not isinstance(result, ScanStreams):
+                continue
+            set_streams(record, result.streams)
+            added = result.nodes - record.nodes_counted
+            if added > 0:
+                record.nodes_counted = result.nodes
+                self._count(record, Counter({EventType.NEW_NODE: added}), 0)
 
     @staticmethod
     def _unsealed(records: list[ScanRecord]) -> dict[str, str]:
@@ -376,24 +329,27 @@ class ScanWatcher:
                 events = Counter({EventType.NEW_DATA: new_entries}) if new_entries else Counter()
                 self._count(record, events, new_points)
 
-    def _close(self, record: ScanRecord) -> None:
-        # streams are sealed before CLOSED: these counts are final
-        stats, reason, exists = self.source.closing_snapshot(record.key, self._unsealed([record]))
-        self._apply_stats([record], stats)
-        self._read_references([record])
-        if not exists:
-            reason = "DELETION"  # only a deletion makes a closed scan's document disappear
-        record.end_reason = reason or "UNKNOWN"
-        self._forget(record)
-        self._count(record, Counter({EventType.END_SCAN: record.pending_end}), 0)
-        record.pending_end = 0
-        self.emit(ScanEnded(record))
+    def _close(self, records: list[ScanRecord]) -> None:
+        """Final counts and end of closed scans (streams are sealed before CLOSED), one read for all."""
+        ends = self.source.closing({r.key: self._unsealed([r]) for r in records})
+        for record in records:
+            end = ends[record.key]
+            self._apply_stats([record], end.stats)
+        self._read_references(records)
+        for record in records:
+            end = ends[record.key]
+            # only a deletion makes a closed scan's document disappear
+            record.end_reason = "DELETION" if not end.exists else end.end_reason or "UNKNOWN"
+            self._forget(record)
+            self._count(record, Counter({EventType.END_SCAN: record.pending_end}), 0)
+            record.pending_end = 0
+            self.emit(ScanEnded(record))
 
     def check_liveness(self) -> None:
         """Drop watched scans whose document or state stream vanished without a CLOSED state."""
         if not self.active:
             return
-        dead = self.source.scans_alive({key: r.state_key for key, r in self.active.items()})
+        dead = self.source.scans_alive({key: r.state_keys for key, r in self.active.items()})
         for key, reason in dead.items():
             record = self.active.get(key)
             if record is not None and reason is not None:
@@ -410,7 +366,8 @@ class ScanWatcher:
             if self._claimed.get(key) == record.key:
                 del self._claimed[key]
         self.active.pop(record.key, None)
-        self._by_state_key.pop(record.state_key, None)
+        for key in record.state_keys:
+            self._by_state_key.pop(key, None)
         self._ended[record.key] = True
         while len(self._ended) > self._ended_limit:
             self._ended.popitem(last=False)
