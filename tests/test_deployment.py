@@ -274,7 +274,7 @@ def test_environment_file_example_is_a_valid_configuration(monkeypatch):
 # -- Prometheus and Alertmanager ------------------------------------------------------------------
 def test_facility_prometheus_configs_pass_promtool_and_label_beamlines(tmp_path):
     promtool = tool("promtool")
-    shutil.copytree(ROOT / "prometheus" / "rules", tmp_path / "rules")  # rule_files: rules/*.yml
+    shutil.copytree(DEPLOY / "prometheus" / "rules", tmp_path / "rules")  # rule_files: rules/*.yml
     for name in ("facility-scrape.yml", "federation.yml"):
         shutil.copy(DEPLOY / "prometheus" / name, tmp_path / name)
         result = subprocess.run([promtool, "check", "config", str(tmp_path / name)], capture_output=True,

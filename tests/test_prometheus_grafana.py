@@ -31,8 +31,8 @@ from exporter.devtools.redis_stack import free_port
 
 from .helpers import ROOT, wait_until
 
-RULES = ROOT / "prometheus" / "rules" / "bliss-exporter.rules.yml"
-RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
+RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
 DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
 VALIDATE = ROOT / "grafana" / "validate"
 PROMTOOL = shutil.which("promtool")
@@ -93,7 +93,7 @@ def test_promtool_check_rules():
 
 @needs_promtool
 def test_promtool_unit_tests_pass_and_cover_every_alert_both_ways():
-    assert RULE_TESTS, "no promtool unit test in prometheus/tests/"
+    assert RULE_TESTS, "no promtool unit test in deploy/prometheus/tests/"
     result = run([PROMTOOL, "test", "rules", *map(str, RULE_TESTS)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
@@ -126,7 +126,7 @@ def test_alert_rules_have_the_labels_and_annotations_routing_needs():
 @needs_promtool
 @pytest.mark.parametrize("config", ["prometheus.compose.yml", "prometheus.yml"])
 def test_promtool_check_config(config):
-    result = run([PROMTOOL, "check", "config", str(ROOT / "prometheus" / config)])
+    result = run([PROMTOOL, "check", "config", str(ROOT / "deploy" / "prometheus" / config)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "bliss-exporter.rules.yml" in result.stdout + result.stderr
 
@@ -160,7 +160,7 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
 
     # Prometheus: the config's rule_files, resolved in the container, are the repository's rules
     prom_cfg_local = mounts[("prometheus", "/etc/prometheus/prometheus.yml")]
-    assert prom_cfg_local == ROOT / "prometheus" / "prometheus.compose.yml"
+    assert prom_cfg_local == ROOT / "deploy" / "prometheus" / "prometheus.compose.yml"
     prom_cfg = yaml.safe_load(prom_cfg_local.read_text())
     for pattern in prom_cfg["rule_files"]:
         container = os.path.normpath(os.path.join("/etc/prometheus", pattern))
