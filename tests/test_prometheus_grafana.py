@@ -35,6 +35,7 @@ RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
 DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
 VALIDATE = ROOT / "grafana" / "validate"
+COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
 NPM = shutil.which("npm")
@@ -136,12 +137,12 @@ def test_promtool_check_config(config):
 
 
 def test_compose_stack_references_existing_files_and_consistent_addresses():
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     assert {"redis", "redis-init", "exporter", "simulator", "prometheus", "grafana"} <= set(services)
     assert services["redis"]["image"].startswith("redis/redis-stack-server:")
     for name in ("redis-init", "exporter", "simulator"):
-        assert services[name]["build"] == ".", name
+        assert (COMPOSE.parent / services[name]["build"]).resolve() == ROOT, name
     assert "init_db=True" in services["redis-init"]["command"][0]
     assert services["simulator"]["command"][0] == "simulate"
     for name in ("exporter", "simulator"):
@@ -152,7 +153,7 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
             if source.startswith("."):
-                local = (ROOT / source).resolve()
+                local = (COMPOSE.parent / source).resolve()
                 assert local.exists(), f"{name}: {source} does not exist"
                 mounts[(name, target)] = local
             else:
@@ -185,10 +186,10 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
 
 
 def test_compose_builds_the_repository_dockerfile():
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    contexts = {s["build"] for s in compose["services"].values() if "build" in s}
-    assert contexts == {"."}
-    assert (ROOT / "Dockerfile").is_file(), "compose.yaml builds the repository's Dockerfile (build: .)"
+    compose = yaml.safe_load(COMPOSE.read_text())
+    contexts = {(COMPOSE.parent / s["build"]).resolve() for s in compose["services"].values() if "build" in s}
+    assert contexts == {ROOT}
+    assert (ROOT / "Dockerfile").is_file(), "deploy/compose.yaml builds the repository's Dockerfile (build: ..)"
 
 
 # -------------------------------------------------------------------------------------------------
