@@ -34,7 +34,7 @@ from .helpers import ROOT, wait_until
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
 DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
-VALIDATE = ROOT / "grafana" / "validate"
+VALIDATE = ROOT / "tests" / "dashboard"  # the dashboard type-check (npm, tsc)
 COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
