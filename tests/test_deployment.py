@@ -133,7 +133,7 @@ def test_image_install_steps_give_a_working_exporter(tmp_path, redis_server, dat
 
         wait_until(ready, 30, what="the venv's exporter to be ready")
         assert subprocess.run(healthcheck, env=run_env, timeout=30).returncode == 0
-        # `simulate` works from the venv too (compose.yaml runs it from the image), lima stream included
+        # `simulate` works from the venv too (deploy/compose.yaml runs it from the image), lima stream included
         sim = subprocess.run([exe, "simulate", "--redis-url", redis_server.url, "--session", "id00_sim",
                               "--scans", "2", "--interval", "0", "--speed", "0", "--lima", "--seed", "1",
                               "--failure-rate", "0", "--abort-rate", "0"],
@@ -275,7 +275,7 @@ def test_environment_file_example_is_a_valid_configuration(monkeypatch):
 # -- Prometheus and Alertmanager ------------------------------------------------------------------
 def test_facility_prometheus_configs_pass_promtool_and_label_beamlines(tmp_path):
     promtool = tool("promtool")
-    shutil.copytree(ROOT / "prometheus" / "rules", tmp_path / "rules")  # rule_files: rules/*.yml
+    shutil.copytree(DEPLOY / "prometheus" / "rules", tmp_path / "rules")  # rule_files: rules/*.yml
     for name in ("facility-scrape.yml", "federation.yml"):
         shutil.copy(DEPLOY / "prometheus" / name, tmp_path / name)
         result = subprocess.run([promtool, "check", "config", str(tmp_path / name)], capture_output=True,

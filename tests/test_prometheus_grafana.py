@@ -31,10 +31,11 @@ from exporter.devtools.redis_stack import free_port
 
 from .helpers import ROOT, wait_until
 
-RULES = ROOT / "prometheus" / "rules" / "bliss-exporter.rules.yml"
-RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
+RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
 DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
-VALIDATE = ROOT / "grafana" / "validate"
+VALIDATE = ROOT / "tests" / "dashboard"  # the dashboard type-check (npm, tsc)
+COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
 NPM = shutil.which("npm")
@@ -93,7 +94,7 @@ def test_promtool_check_rules():
 
 @needs_promtool
 def test_promtool_unit_tests_pass_and_cover_every_alert_both_ways():
-    assert RULE_TESTS, "no promtool unit test in prometheus/tests/"
+    assert RULE_TESTS, "no promtool unit test in deploy/prometheus/tests/"
     result = run([PROMTOOL, "test", "rules", *map(str, RULE_TESTS)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
@@ -126,7 +127,7 @@ def test_alert_rules_have_the_labels_and_annotations_routing_needs():
 @needs_promtool
 @pytest.mark.parametrize("config", ["prometheus.compose.yml", "prometheus.yml"])
 def test_promtool_check_config(config):
-    result = run([PROMTOOL, "check", "config", str(ROOT / "prometheus" / config)])
+    result = run([PROMTOOL, "check", "config", str(ROOT / "deploy" / "prometheus" / config)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "bliss-exporter.rules.yml" in result.stdout + result.stderr
 
@@ -136,12 +137,12 @@ def test_promtool_check_config(config):
 
 
 def test_compose_stack_references_existing_files_and_consistent_addresses():
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     assert {"redis", "redis-init", "exporter", "simulator", "prometheus", "grafana"} <= set(services)
     assert services["redis"]["image"].startswith("redis/redis-stack-server:")
     for name in ("redis-init", "exporter", "simulator"):
-        assert services[name]["build"] == ".", name
+        assert (COMPOSE.parent / services[name]["build"]).resolve() == ROOT, name
     assert "init_db=True" in services["redis-init"]["command"][0]
     assert services["simulator"]["command"][0] == "simulate"
     for name in ("exporter", "simulator"):
@@ -152,7 +153,7 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
             if source.startswith("."):
-                local = (ROOT / source).resolve()
+                local = (COMPOSE.parent / source).resolve()
                 assert local.exists(), f"{name}: {source} does not exist"
                 mounts[(name, target)] = local
             else:
@@ -160,7 +161,7 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
 
     # Prometheus: the config's rule_files, resolved in the container, are the repository's rules
     prom_cfg_local = mounts[("prometheus", "/etc/prometheus/prometheus.yml")]
-    assert prom_cfg_local == ROOT / "prometheus" / "prometheus.compose.yml"
+    assert prom_cfg_local == ROOT / "deploy" / "prometheus" / "prometheus.compose.yml"
     prom_cfg = yaml.safe_load(prom_cfg_local.read_text())
     for pattern in prom_cfg["rule_files"]:
         container = os.path.normpath(os.path.join("/etc/prometheus", pattern))
@@ -185,10 +186,10 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
 
 
 def test_compose_builds_the_repository_dockerfile():
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    contexts = {s["build"] for s in compose["services"].values() if "build" in s}
-    assert contexts == {"."}
-    assert (ROOT / "Dockerfile").is_file(), "compose.yaml builds the repository's Dockerfile (build: .)"
+    compose = yaml.safe_load(COMPOSE.read_text())
+    contexts = {(COMPOSE.parent / s["build"]).resolve() for s in compose["services"].values() if "build" in s}
+    assert contexts == {ROOT}
+    assert (ROOT / "Dockerfile").is_file(), "deploy/compose.yaml builds the repository's Dockerfile (build: ..)"
 
 
 # -------------------------------------------------------------------------------------------------

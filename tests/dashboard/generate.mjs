@@ -1,14 +1,16 @@
-// Writes generated/<dashboard>.ts for every ../dashboards/*.json: the dashboard as a TypeScript object
-// literal typed as @grafana/schema's Dashboard (object literals get literal types and excess-property
-// checks, which a JSON import would not), and each panel's options/fieldConfig/targets typed by its
-// plugin's schema. `tsc --noEmit` then does the checking (npm run check does both).
-// Usage: node generate.mjs [dashboards directory (../dashboards)] [output directory (generated)]
+// Writes generated/<dashboard>.ts for every dashboard of the repository (grafana/dashboards/*.json): the
+// dashboard as a TypeScript object literal typed as @grafana/schema's Dashboard (object literals get
+// literal types and excess-property checks, which a JSON import would not), and each panel's
+// options/fieldConfig/targets typed by its plugin's schema. `tsc --noEmit` then does the checking
+// (npm run check does both).
+// Usage: node generate.mjs [dashboards directory (../../grafana/dashboards)]
+//                           [output directory (generated)]
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dashboards = resolve(process.argv[2] ?? join(here, '..', 'dashboards'));
+const dashboards = resolve(process.argv[2] ?? join(here, '..', '..', 'grafana', 'dashboards'));
 const out = resolve(process.argv[3] ?? join(here, 'generated'));
 let checks = relative(out, join(here, 'checks')).split(sep).join('/');
 if (!checks.startsWith('.')) checks = './' + checks;

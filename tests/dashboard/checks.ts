@@ -1,6 +1,6 @@
-// Types the generated files (generated/*.ts, written by generate.mjs from ../dashboards/*.json) are
-// checked against: @grafana/schema's Dashboard, and for each panel its plugin's Options and
-// FieldConfig (Grafana 10.4's panel schemas) and the Prometheus query type.
+// Types the generated files (generated/*.ts, written by generate.mjs from the repository's
+// grafana/dashboards/*.json) are checked against: @grafana/schema's Dashboard, and for each panel its
+// plugin's Options and FieldConfig (Grafana 10.4's panel schemas) and the Prometheus query type.
 import type { Dashboard, FieldConfigSource } from '@grafana/schema';
 import type { FieldConfig as BaseFieldConfig } from '@grafana/schema/dist/esm/raw/dashboard/x/dashboard_types.gen';
 import type * as TimeSeries from '@grafana/schema/dist/esm/raw/composable/timeseries/panelcfg/x/TimeSeriesPanelCfg_types.gen';
