@@ -1,4 +1,5 @@
-"""Test helpers: a real exporter process, metrics parsing, waiting for exact values."""
+"""Test helpers: a real exporter process (paused at will), metrics and status-page parsing, waiting for
+exact values."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import requests
@@ -30,6 +32,62 @@ def parse_metrics(text: str) -> dict:
         for sample in family.samples:
             out[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return out
+
+
+class Page(HTMLParser):
+    """Rows (attributes + text) and links of a rendered page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.links: list[str] = []
+        self.title = ""
+        self.refresh = None
+        self.ids: dict[str, str] = {}
+        self._row = None
+        self._in_title = False
+        self._open_ids: list[tuple[str, str]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self._row = {"class": attrs.get("class") or "", "scan": attrs.get("data-scan"),
+                         "session": attrs.get("data-session"), "text": ""}
+            self.rows.append(self._row)
+        elif tag == "br" and self._row is not None:
+            self._row["text"] += " "
+        elif tag == "a":
+            self.links.append(attrs.get("href"))
+        elif tag == "title":
+            self._in_title = True
+        elif tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            self.refresh = attrs.get("content")
+        if attrs.get("id"):
+            self._open_ids.append((tag, attrs["id"]))
+            self.ids.setdefault(attrs["id"], "")
+
+    def handle_endtag(self, tag):
+        if self._row is not None and tag in ("td", "th", "br"):
+            self._row["text"] += " "
+        if tag == "tr":
+            self._row = None
+        elif tag == "title":
+            self._in_title = False
+        if self._open_ids and self._open_ids[-1][0] == tag:
+            self._open_ids.pop()
+
+    def handle_data(self, data):
+        if self._row is not None:
+            self._row["text"] += data
+        if self._in_title:
+            self.title += data
+        for _, ident in self._open_ids:
+            self.ids[ident] += data
+
+    def row(self, scan: str, kind: str) -> dict:
+        (found,) = [r for r in self.rows if r["scan"] == scan and kind in r["class"].split()]
+        return found
 
 
 def require_tool(name: str, *alternatives: str) -> str:
@@ -140,6 +198,17 @@ class ExporterProcess:
                 self.proc.wait()
                 raise AssertionError("exporter did not stop on signal")
         return self.proc.returncode
+
+
+def paused(exporter: ExporterProcess):
+    """Context: the exporter process is frozen (SIGSTOP) meanwhile, as if it could not read."""
+    class _Paused:
+        def __enter__(self):
+            os.kill(exporter.proc.pid, signal.SIGSTOP)
+
+        def __exit__(self, *exc):
+            os.kill(exporter.proc.pid, signal.SIGCONT)
+    return _Paused()
 
 
 def run_cli(args: list[str], env: dict | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:

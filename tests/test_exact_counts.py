@@ -10,23 +10,7 @@ from blissdata.streams.default import Stream
 
 from exporter.devtools.simulator import ScanSpec, publish_scan
 
-H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
-
-
-def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=("timer",), **info):
-    identity = {"name": name, "number": number, "data_policy": "None", "session": session}
-    scan_info = {
-        "type": name, "title": f"{name} 10 0.1", "npoints": 10, "count_time": 0.1, "filename": filename,
-        "scan_nb": number, "acquisition_chain": {m: {} for m in masters},
-        "start_time": "2026-12-01T08:00:00+00:00", **info,
-    }
-    return data_store.create_scan(identity, info=scan_info)
-
-
-def events(exporter, session):
-    m = exporter.metrics()
-    return {k[1] and dict(k[1])["event_type"]: v for k, v in m.items()
-            if k[0] == "bliss_scan_events_total" and dict(k[1]).get("session") == session}
+from .builders import H5, events, new_scan
 
 
 def test_batched_sends_on_several_streams_are_counted_exactly(start_exporter, data_store):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import numpy as np
@@ -13,19 +11,8 @@ from blissdata.streams.default import Stream
 from exporter.devtools.redis_stack import RedisStackServer
 from exporter.devtools.simulator import ScanSpec, publish_scan
 
-from .helpers import ExporterProcess, wait_until
-from .test_exact_counts import events, new_scan
-
-
-def paused(exporter: ExporterProcess):
-    """Context: the exporter process is frozen (SIGSTOP) meanwhile, as if it could not read."""
-    class _Paused:
-        def __enter__(self):
-            os.kill(exporter.proc.pid, signal.SIGSTOP)
-
-        def __exit__(self, *exc):
-            os.kill(exporter.proc.pid, signal.SIGCONT)
-    return _Paused()
+from .builders import events, new_scan
+from .helpers import paused, wait_until
 
 
 @pytest.mark.parametrize("keep_data", [True, False], ids=["data-kept", "data-lost"])

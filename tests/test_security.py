@@ -29,30 +29,8 @@ from exporter.devtools.redis_stack import RedisStackServer
 from exporter.devtools.simulator import ScanSpec, Truth, publish_scan
 from exporter.store import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS
 
+from .builders import EVENT_TYPES, assert_no_watcher_errors, ended_by_reason, events, new_scan
 from .helpers import ROOT, ExporterProcess, parse_metrics, require_tool, run_cli, wait_until
-from .test_exact_counts import events, new_scan
-
-EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")
-
-
-def ended_by_reason(metrics: dict, session: str) -> dict:
-    out = Counter()
-    for (name, labels), value in metrics.items():
-        labels = dict(labels)
-        if name == "bliss_scans_ended_total" and labels["session"] == session and value:
-            out[labels["end_reason"]] += int(value)
-    return dict(out)
-
-
-def watcher_errors(metrics: dict) -> dict:
-    return {dict(labels)["watcher"]: value for (name, labels), value in metrics.items()
-            if name == "bliss_exporter_watcher_errors_total"}
-
-
-def assert_no_watcher_errors(exporter: ExporterProcess) -> None:
-    errors = watcher_errors(exporter.metrics())
-    assert errors and all(v == 0 for v in errors.values()), errors
-    assert not exporter.logs("watcher_error")
 
 
 # -- raw HTTP -------------------------------------------------------------------------------------

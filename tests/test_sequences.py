@@ -28,7 +28,8 @@ from exporter.store import ScanDocument
 from exporter.watchers.scan_watcher import record_from_document
 from exporter.web.status import RecentScans, StatusPage
 
-from .helpers import parse_metrics, run_cli, wait_until
+from .builders import fake_exporter
+from .helpers import Page, parse_metrics, run_cli, wait_until
 
 
 def doc(info: dict, name="loopscan", number=1, key="esrf:scan:K1") -> ScanDocument:
@@ -150,8 +151,6 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
         time.sleep(0.4)  # the child takes longer than the stall threshold in all (a lower bound, not a check)
     assert seen - started_at > 1.0, "the parent's last event moved only by its child's data, past the threshold"
     assert exporter.value("bliss_scan_stall_threshold_seconds", session="s1", scan="5_sequence") == 1
-    from .test_status_page import Page
-
     rows = [r for r in Page(exporter.get("/").text).rows if "scan" in r["class"].split()]
     assert [(r["scan"], r["class"].split()[-1]) for r in rows] == [("5_sequence", "sequence"),
                                                                    ("7_loopscan", "subscan")]
@@ -344,8 +343,6 @@ def test_simulate_sequences_truth_equals_the_exporter_counts(start_exporter, red
 
 
 def test_status_page_shows_children_under_their_sequence():
-    from .test_status_page import Page, fake_exporter
-
     now = 1_000_000.0
     parent = ScanRecord(key="p", session="s1", name="sequence", number=5, scan_type="sequence", uris=[],
                         role="sequence", scan_count=3, state=State.STARTED, last_event_at=now - 0.5)

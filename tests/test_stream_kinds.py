@@ -19,7 +19,7 @@ from blissdata.streams.scan_sequence.stream import ScanStream
 
 from exporter.store.streams import SEAL_ID, StreamKind, stats_from_xinfo, stream_kind
 
-from .test_exact_counts import events, new_scan
+from .builders import events, new_scan
 
 UNKNOWN_PLUGIN = "acme_detector"
 

@@ -1,0 +1,71 @@
+"""Shared builders: scans published with blissdata's own API, fake exporters for in-process rendering,
+and views of the exporter's counts (events by type, scans ended by reason, watcher errors).
+
+Test modules import these from here, never from one another.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+
+H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
+
+#: The event types of `bliss_scan_events_total`, in the order a scan goes through them.
+EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")
+
+
+# -- publisher side (blissdata's API) ---------------------------------------------------------------
+def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=("timer",), **info):
+    """A blissdata scan, created (not prepared), with the scan.info BLISS 2.4 gives a loopscan."""
+    identity = {"name": name, "number": number, "data_policy": "None", "session": session}
+    scan_info = {
+        "type": name, "title": f"{name} 10 0.1", "npoints": 10, "count_time": 0.1, "filename": filename,
+        "scan_nb": number, "acquisition_chain": {m: {} for m in masters},
+        "start_time": "2026-12-01T08:00:00+00:00", **info,
+    }
+    return data_store.create_scan(identity, info=scan_info)
+
+
+# -- in-process fakes -------------------------------------------------------------------------------
+def fake_exporter(records, ready=True, reason="", threshold=1.0):
+    """What StatusPage reads of the exporter application, with these watched scan records."""
+    return SimpleNamespace(
+        health=SimpleNamespace(ready=ready, reason=reason),
+        datastore="redis://bliss-data:6380",
+        sessions="id00_*",
+        metrics=SimpleNamespace(sessions_seen={r.session for r in records}),
+        scan_watcher=SimpleNamespace(active={r.key: r for r in records}),
+        config=SimpleNamespace(stall_threshold=threshold, stall_factor=10.0),
+    )
+
+
+# -- views of the exporter's counts -----------------------------------------------------------------
+def events(exporter, session) -> dict:
+    """{event_type: value} of `bliss_scan_events_total` for one session."""
+    m = exporter.metrics()
+    return {k[1] and dict(k[1])["event_type"]: v for k, v in m.items()
+            if k[0] == "bliss_scan_events_total" and dict(k[1]).get("session") == session}
+
+
+def ended_by_reason(metrics: dict, session: str) -> dict:
+    """{end_reason: scans} of `bliss_scans_ended_total` for one session (every role), zeros left out."""
+    out = Counter()
+    for (name, labels), value in metrics.items():
+        labels = dict(labels)
+        if name == "bliss_scans_ended_total" and labels["session"] == session and value:
+            out[labels["end_reason"]] += int(value)
+    return dict(out)
+
+
+def watcher_errors(metrics: dict) -> dict:
+    """{watcher: value} of `bliss_exporter_watcher_errors_total`."""
+    return {dict(labels)["watcher"]: value for (name, labels), value in metrics.items()
+            if name == "bliss_exporter_watcher_errors_total"}
+
+
+def assert_no_watcher_errors(exporter) -> None:
+    """The watcher error series exist, are all 0, and no watcher_error line was logged."""
+    errors = watcher_errors(exporter.metrics())
+    assert errors and all(v == 0 for v in errors.values()), errors
+    assert not exporter.logs("watcher_error")
