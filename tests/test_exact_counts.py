@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from blissdata.streams.default import Stream
 
-from exporter.devtools.simulator import ScanSpec, publish_scan
+from exporter.devtools.simulator import ScanSpec, Truth, publish_scan
 
-from .builders import H5, events, new_scan
+from .builders import EVENT_TYPES, H5, events, new_scan
+from .helpers import paused
 
 
 def test_batched_sends_on_several_streams_are_counted_exactly(start_exporter, data_store):
@@ -37,13 +38,18 @@ def test_batched_sends_on_several_streams_are_counted_exactly(start_exporter, da
     }
     assert exporter.value("bliss_scan_points_total", session="s1") == 25
     assert exporter.value("bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan") == 1
-    time.sleep(0.5)  # nothing is counted twice later
-    assert events(exporter, "s1")["new_data"] == 14
+    exporter.barrier(data_store)  # from here on, an over-count would show
+    assert events(exporter, "s1") == {
+        "new_node": 4, "new_data": 14, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
+    }
+    assert exporter.value("bliss_scan_points_total", session="s1") == 25
+    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 1
+    assert exporter.value("bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan") == 1
 
-    (start,) = exporter.logs("scan_start")
+    (start,) = exporter.logs("scan_start", session="s1")
     assert start["session"] == "s1" and start["scan"] == "26_loopscan" and start["scan_type"] == "loopscan"
     assert start["uris"] == [f"{H5}::/26.1"]
-    (end,) = exporter.logs("scan_end")
+    (end,) = exporter.logs("scan_end", session="s1")
     assert end["scan"] == "26_loopscan" and end["end_reason"] == "SUCCESS" and end["points"] == 25
     assert end["events"] == {"new_node": 4, "new_data": 14, "prepared_scan": 1, "start_scan": 1,
                              "stop_scan": 1, "end_scan": 1}
@@ -57,7 +63,7 @@ def test_duration_uses_the_state_stream_server_timestamps(start_exporter, data_s
     scan.prepare()
     time.sleep(0.3)  # preparation is not part of the duration
     scan.start()
-    time.sleep(1.2)
+    time.sleep(1.2)  # a duration that lands between the 1 s and 2 s buckets
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan")
@@ -201,3 +207,19 @@ def test_active_scan_gauges_follow_the_states(start_exporter, data_store):
     assert not [k for k in m if k[0] == "bliss_scan_last_event_timestamp_seconds"]
     assert {dict(k[1])["state"]: v for k, v in m.items() if k[0] == "bliss_active_scans"} == {
         "created": 0, "prepared": 0, "started": 0, "stopped": 0}
+
+
+def test_barrier_ends_after_every_scan_closed_before_it(start_exporter, data_store):
+    """ExporterProcess.barrier's contract: no wait on the test's own values, the barrier alone."""
+    exporter = start_exporter()
+    truth = Truth()
+    with paused(exporter):  # all of it, then the barrier, is there to read when the exporter resumes
+        for number in range(1, 4):
+            truth.add(publish_scan(data_store, ScanSpec(session="s1", number=number, npoints=5, count_time=0,
+                                                        batch=number, mca=number == 2)))
+    end = exporter.barrier(data_store)
+    assert end["session"] == "barrier" and end["scan"].endswith("_barrier")
+    assert events(exporter, "s1") == {e: truth.events[e] for e in EVENT_TYPES}
+    assert exporter.value("bliss_scan_points_total", session="s1") == truth.points
+    assert [e["scan"] for e in exporter.logs("scan_end", session="s1")] == ["1_loopscan", "2_loopscan", "3_loopscan"]
+    assert exporter.value("bliss_scans_ended_total", session="barrier", scan_type="barrier", end_reason="SUCCESS") == 1
