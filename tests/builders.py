@@ -1,13 +1,18 @@
-"""Shared builders: scans published with blissdata's own API, fake exporters for in-process rendering,
-and views of the exporter's counts (events by type, scans ended by reason, watcher errors).
+"""Shared builders: scans published with blissdata's own API, a test PKI, fake exporters for in-process
+rendering, and views of the exporter's counts (events by type, scans ended by reason, watcher errors).
 
 Test modules import these from here, never from one another.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
+
+from .helpers import require_tool
 
 H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
 
@@ -25,6 +30,35 @@ def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=
         "start_time": "2026-12-01T08:00:00+00:00", **info,
     }
     return data_store.create_scan(identity, info=scan_info)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+def openssl(*args) -> None:
+    subprocess.run([shutil.which("openssl"), *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A test CA; a server certificate for 127.0.0.1/localhost and a client certificate it signed; a rogue
+    self-signed client certificate."""
+    require_tool("openssl")
+    openssl("req", "-x509", *EC_KEY, "-days", "2", "-subj", "/CN=bliss-exporter test CA",
+            "-keyout", d / "ca.key", "-out", d / "ca.crt")
+    extensions = {
+        "server": "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "client": "extendedKeyUsage=clientAuth\n",
+    }
+    for serial, (name, ext) in enumerate(extensions.items(), start=2):
+        (d / f"{name}.ext").write_text(ext + "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+        openssl("req", *EC_KEY, "-subj", f"/CN={name}", "-keyout", d / f"{name}.key", "-out", d / f"{name}.csr")
+        openssl("x509", "-req", "-in", d / f"{name}.csr", "-CA", d / "ca.crt", "-CAkey", d / "ca.key",
+                "-set_serial", serial, "-days", "2", "-extfile", d / f"{name}.ext", "-out", d / f"{name}.crt")
+    openssl("req", "-x509", *EC_KEY, "-days", "2", "-subj", "/CN=rogue", "-keyout", d / "rogue.key",
+            "-out", d / "rogue.crt")
+    return {name: d / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key",
+                                         "rogue.crt", "rogue.key")}
 
 
 # -- in-process fakes -------------------------------------------------------------------------------
