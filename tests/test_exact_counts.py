@@ -88,11 +88,12 @@ def test_failed_scan_closes_without_stopped(start_exporter, data_store):
     scan.info["end_reason"] = "FAILURE"
     scan.close()  # BLISS closes failed scans without STOPPED
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="FAILURE")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {
         "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 0, "end_scan": 1,
     }
     assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 0
-    (end,) = exporter.logs("scan_end")
+    (end,) = exporter.logs("scan_end", session="s1")
     assert end["end_reason"] == "FAILURE" and end["events"]["stop_scan"] == 0
 
 
@@ -147,11 +148,12 @@ def test_scan_active_at_start_is_adopted_with_its_whole_history(start_exporter, 
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {
         "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
     }
     assert exporter.value("bliss_scan_points_total", session="s1") == 11
-    (start,) = exporter.logs("scan_start")
+    (start,) = exporter.logs("scan_start", session="s1")
     assert start["scan"] == "2_loopscan" and start["adopted"] is True
 
 
@@ -173,6 +175,7 @@ def test_trimmed_streams_are_still_counted_exactly(start_exporter, data_store, r
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert exporter.value("bliss_scan_events_total", session="s1", event_type="new_data") == 100
     assert exporter.value("bliss_scan_points_total", session="s1") == 150
 
@@ -182,6 +185,7 @@ def test_lima_frames_and_fast_publisher(start_exporter, data_store):
     truth = publish_scan(data_store, ScanSpec(session="s1", number=7, npoints=2000, count_time=0, point_delay=0,
                                               lima=True, mca=True, batch=1))
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     for event, n in truth.events.items():
         assert exporter.value("bliss_scan_events_total", session="s1", event_type=event) == n, event
     assert truth.events["new_data"] == 2000 * 6  # 4 scalar channels, 1 MCA, 1 lima

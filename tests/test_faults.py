@@ -96,6 +96,7 @@ def test_exporter_killed_mid_scan_and_restarted_counts_exactly(start_exporter, d
     scan.stop()
     scan.close()
     second.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    second.barrier(data_store)  # the values below are final: an over-count would show
     assert events(second, "s1") == {"new_node": 2, "new_data": 10, "prepared_scan": 1, "start_scan": 1,
                                     "stop_scan": 1, "end_scan": 1}
     assert second.value("bliss_scan_points_total", session="s1") == 16

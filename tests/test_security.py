@@ -446,6 +446,7 @@ def test_bursts_of_concurrent_scrapes_while_scans_are_published(start_exporter, 
     assert truth.scans >= 2, truth  # the bursts really ran while scans were being published
 
     exporter.wait_value(truth.scans, "bliss_scan_events_total", session="burst", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "burst") == {e: truth.events[e] for e in EVENT_TYPES}
     assert exporter.value("bliss_scan_points_total", session="burst") == truth.points
     assert ended_by_reason(exporter.metrics(), "burst") == dict(truth.ended)
