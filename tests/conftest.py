@@ -9,6 +9,7 @@ import redis
 
 from exporter.devtools.redis_stack import RedisStackServer
 
+from .builders import make_pki
 from .helpers import ExporterProcess
 
 
@@ -65,6 +66,12 @@ def start_exporter(redis_server, tmp_path):
         if proc.proc.poll() is None:
             proc.proc.kill()
             proc.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """make_pki()'s files (a CA, server and client certificates it signed, a rogue one), once per run."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,7 +1,9 @@
-"""Test helpers: a real exporter process, metrics parsing, waiting for exact values."""
+"""Test helpers: a real exporter process (paused at will), metrics and status-page parsing, waiting for
+exact values."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import requests
@@ -21,6 +24,9 @@ from exporter.devtools.redis_stack import free_port
 ROOT = Path(__file__).resolve().parent.parent
 #: Metrics with a `role` label (scan, sequence, subscan): ExporterProcess.value() defaults it to "scan".
 ROLE_LABELLED = ("bliss_scans_ended_total", "bliss_scan_duration_seconds", "bliss_active_scans")
+#: The session of ExporterProcess.barrier()'s scans, apart from the sessions a test asserts on.
+BARRIER_SESSION = "barrier"
+_barrier_numbers = itertools.count(1)  # unique scan numbers, across exporters and tests of one run
 
 
 def parse_metrics(text: str) -> dict:
@@ -30,6 +36,62 @@ def parse_metrics(text: str) -> dict:
         for sample in family.samples:
             out[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return out
+
+
+class Page(HTMLParser):
+    """Rows (attributes + text) and links of a rendered page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.links: list[str] = []
+        self.title = ""
+        self.refresh = None
+        self.ids: dict[str, str] = {}
+        self._row = None
+        self._in_title = False
+        self._open_ids: list[tuple[str, str]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self._row = {"class": attrs.get("class") or "", "scan": attrs.get("data-scan"),
+                         "session": attrs.get("data-session"), "text": ""}
+            self.rows.append(self._row)
+        elif tag == "br" and self._row is not None:
+            self._row["text"] += " "
+        elif tag == "a":
+            self.links.append(attrs.get("href"))
+        elif tag == "title":
+            self._in_title = True
+        elif tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            self.refresh = attrs.get("content")
+        if attrs.get("id"):
+            self._open_ids.append((tag, attrs["id"]))
+            self.ids.setdefault(attrs["id"], "")
+
+    def handle_endtag(self, tag):
+        if self._row is not None and tag in ("td", "th", "br"):
+            self._row["text"] += " "
+        if tag == "tr":
+            self._row = None
+        elif tag == "title":
+            self._in_title = False
+        if self._open_ids and self._open_ids[-1][0] == tag:
+            self._open_ids.pop()
+
+    def handle_data(self, data):
+        if self._row is not None:
+            self._row["text"] += data
+        if self._in_title:
+            self.title += data
+        for _, ident in self._open_ids:
+            self.ids[ident] += data
+
+    def row(self, scan: str, kind: str) -> dict:
+        (found,) = [r for r in self.rows if r["scan"] == scan and kind in r["class"].split()]
+        return found
 
 
 def require_tool(name: str, *alternatives: str) -> str:
@@ -109,9 +171,50 @@ class ExporterProcess:
         return self.metrics().get((name, frozenset(labels.items())))
 
     def wait_value(self, expected: float, name: str, timeout: float = 20.0, **labels) -> None:
-        """Wait until the sample equals expected (over-counts are caught by waiting on a later barrier scan)."""
+        """Wait until the sample equals expected.
+
+        It returns as soon as the value is reached: it does not check that the value stays. To assert
+        that nothing more is counted later (no over-count), call barrier() and assert after it.
+        """
         wait_until(lambda: self.value(name, **labels) == expected, timeout,
                    what=f"{name}{labels} == {expected} (now {self.value(name, **labels)})")
+
+    def barrier(self, data_store, session: str = BARRIER_SESSION, timeout: float = 20.0) -> dict:
+        """Publish a barrier scan and wait until the exporter counted its end; returns its scan_end line.
+
+        The barrier is a small scan without data streams (`<n>_barrier`, type "barrier", end_reason
+        SUCCESS), published with blissdata's API through `data_store` in `session`, which must pass the
+        exporter's --session filter. The exporter handles scans in order: the scan history is read in
+        order (so every scan created before the barrier is watched before it), and the state streams of
+        all watched scans are read in one multiplexed XREAD, a CLOSED scan being closed (final stream
+        counts, end, scan_end line) in the step that read it, in the order the scans were watched. So
+        once the barrier's end is counted:
+        - every scan that was closed before the barrier was published is fully counted, and never
+          counted again: the values asserted after the barrier are final, an over-count shows;
+        - every scan created before it was discovered (or skipped, or filtered out).
+        It says nothing of data still arriving on scans that are active (polled on their own schedule).
+
+        The barrier adds a scan_start and a scan_end line and series of its own session: assert on
+        logs(event, session=...) and on metrics of the test's sessions.
+        """
+        number = next(_barrier_numbers)
+        identity = {"name": "barrier", "number": number, "data_policy": "None", "session": session}
+        scan = data_store.create_scan(identity, info={"type": "barrier", "title": "barrier", "npoints": 0,
+                                                      "scan_nb": number, "acquisition_chain": {}})
+        scan.prepare()
+        scan.start()
+        scan.stop()
+        scan.info["end_reason"] = "SUCCESS"
+        scan.close()
+
+        def ended():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited {self.proc.returncode}: {self.stderr()}")
+            return [e for e in self.logs("scan_end") if e.get("key") == scan.key]
+
+        (end,) = wait_until(ended, timeout, what=f"the end of barrier scan {number}_barrier ({scan.key})")
+        assert end["session"] == session and end["end_reason"] == "SUCCESS", end
+        return end
 
     def stdout(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -119,14 +222,15 @@ class ExporterProcess:
     def stderr(self) -> str:
         return self.err_path.read_text(errors="replace")
 
-    def logs(self, event: str | None = None) -> list[dict]:
+    def logs(self, event: str | None = None, session: str | None = None) -> list[dict]:
+        """The JSON log lines, of one event and one session if given."""
         lines = []
         for line in self.stdout().splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
                 raise AssertionError(f"log line is not JSON: {line!r}") from None
-            if event is None or entry.get("event") == event:
+            if (event is None or entry.get("event") == event) and (session is None or entry.get("session") == session):
                 lines.append(entry)
         return lines
 
@@ -140,6 +244,17 @@ class ExporterProcess:
                 self.proc.wait()
                 raise AssertionError("exporter did not stop on signal")
         return self.proc.returncode
+
+
+def paused(exporter: ExporterProcess):
+    """Context: the exporter process is frozen (SIGSTOP) meanwhile, as if it could not read."""
+    class _Paused:
+        def __enter__(self):
+            os.kill(exporter.proc.pid, signal.SIGSTOP)
+
+        def __exit__(self, *exc):
+            os.kill(exporter.proc.pid, signal.SIGCONT)
+    return _Paused()
 
 
 def run_cli(args: list[str], env: dict | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:

@@ -8,25 +8,10 @@ import numpy as np
 import pytest
 from blissdata.streams.default import Stream
 
-from exporter.devtools.simulator import ScanSpec, publish_scan
+from exporter.devtools.simulator import ScanSpec, Truth, publish_scan
 
-H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
-
-
-def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=("timer",), **info):
-    identity = {"name": name, "number": number, "data_policy": "None", "session": session}
-    scan_info = {
-        "type": name, "title": f"{name} 10 0.1", "npoints": 10, "count_time": 0.1, "filename": filename,
-        "scan_nb": number, "acquisition_chain": {m: {} for m in masters},
-        "start_time": "2026-12-01T08:00:00+00:00", **info,
-    }
-    return data_store.create_scan(identity, info=scan_info)
-
-
-def events(exporter, session):
-    m = exporter.metrics()
-    return {k[1] and dict(k[1])["event_type"]: v for k, v in m.items()
-            if k[0] == "bliss_scan_events_total" and dict(k[1]).get("session") == session}
+from .builders import EVENT_TYPES, H5, events, new_scan
+from .helpers import paused
 
 
 def test_batched_sends_on_several_streams_are_counted_exactly(start_exporter, data_store):
@@ -53,13 +38,18 @@ def test_batched_sends_on_several_streams_are_counted_exactly(start_exporter, da
     }
     assert exporter.value("bliss_scan_points_total", session="s1") == 25
     assert exporter.value("bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan") == 1
-    time.sleep(0.5)  # nothing is counted twice later
-    assert events(exporter, "s1")["new_data"] == 14
+    exporter.barrier(data_store)  # from here on, an over-count would show
+    assert events(exporter, "s1") == {
+        "new_node": 4, "new_data": 14, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
+    }
+    assert exporter.value("bliss_scan_points_total", session="s1") == 25
+    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 1
+    assert exporter.value("bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan") == 1
 
-    (start,) = exporter.logs("scan_start")
+    (start,) = exporter.logs("scan_start", session="s1")
     assert start["session"] == "s1" and start["scan"] == "26_loopscan" and start["scan_type"] == "loopscan"
     assert start["uris"] == [f"{H5}::/26.1"]
-    (end,) = exporter.logs("scan_end")
+    (end,) = exporter.logs("scan_end", session="s1")
     assert end["scan"] == "26_loopscan" and end["end_reason"] == "SUCCESS" and end["points"] == 25
     assert end["events"] == {"new_node": 4, "new_data": 14, "prepared_scan": 1, "start_scan": 1,
                              "stop_scan": 1, "end_scan": 1}
@@ -73,7 +63,7 @@ def test_duration_uses_the_state_stream_server_timestamps(start_exporter, data_s
     scan.prepare()
     time.sleep(0.3)  # preparation is not part of the duration
     scan.start()
-    time.sleep(1.2)
+    time.sleep(1.2)  # a duration that lands between the 1 s and 2 s buckets
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_duration_seconds_count", session="s1", scan_type="loopscan")
@@ -98,11 +88,12 @@ def test_failed_scan_closes_without_stopped(start_exporter, data_store):
     scan.info["end_reason"] = "FAILURE"
     scan.close()  # BLISS closes failed scans without STOPPED
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="FAILURE")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {
         "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 0, "end_scan": 1,
     }
     assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 0
-    (end,) = exporter.logs("scan_end")
+    (end,) = exporter.logs("scan_end", session="s1")
     assert end["end_reason"] == "FAILURE" and end["events"]["stop_scan"] == 0
 
 
@@ -157,11 +148,12 @@ def test_scan_active_at_start_is_adopted_with_its_whole_history(start_exporter, 
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {
         "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
     }
     assert exporter.value("bliss_scan_points_total", session="s1") == 11
-    (start,) = exporter.logs("scan_start")
+    (start,) = exporter.logs("scan_start", session="s1")
     assert start["scan"] == "2_loopscan" and start["adopted"] is True
 
 
@@ -183,6 +175,7 @@ def test_trimmed_streams_are_still_counted_exactly(start_exporter, data_store, r
     scan.stop()
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert exporter.value("bliss_scan_events_total", session="s1", event_type="new_data") == 100
     assert exporter.value("bliss_scan_points_total", session="s1") == 150
 
@@ -192,6 +185,7 @@ def test_lima_frames_and_fast_publisher(start_exporter, data_store):
     truth = publish_scan(data_store, ScanSpec(session="s1", number=7, npoints=2000, count_time=0, point_delay=0,
                                               lima=True, mca=True, batch=1))
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     for event, n in truth.events.items():
         assert exporter.value("bliss_scan_events_total", session="s1", event_type=event) == n, event
     assert truth.events["new_data"] == 2000 * 6  # 4 scalar channels, 1 MCA, 1 lima
@@ -217,3 +211,19 @@ def test_active_scan_gauges_follow_the_states(start_exporter, data_store):
     assert not [k for k in m if k[0] == "bliss_scan_last_event_timestamp_seconds"]
     assert {dict(k[1])["state"]: v for k, v in m.items() if k[0] == "bliss_active_scans"} == {
         "created": 0, "prepared": 0, "started": 0, "stopped": 0}
+
+
+def test_barrier_ends_after_every_scan_closed_before_it(start_exporter, data_store):
+    """ExporterProcess.barrier's contract: no wait on the test's own values, the barrier alone."""
+    exporter = start_exporter()
+    truth = Truth()
+    with paused(exporter):  # all of it, then the barrier, is there to read when the exporter resumes
+        for number in range(1, 4):
+            truth.add(publish_scan(data_store, ScanSpec(session="s1", number=number, npoints=5, count_time=0,
+                                                        batch=number, mca=number == 2)))
+    end = exporter.barrier(data_store)
+    assert end["session"] == "barrier" and end["scan"].endswith("_barrier")
+    assert events(exporter, "s1") == {e: truth.events[e] for e in EVENT_TYPES}
+    assert exporter.value("bliss_scan_points_total", session="s1") == truth.points
+    assert [e["scan"] for e in exporter.logs("scan_end", session="s1")] == ["1_loopscan", "2_loopscan", "3_loopscan"]
+    assert exporter.value("bliss_scans_ended_total", session="barrier", scan_type="barrier", end_reason="SUCCESS") == 1

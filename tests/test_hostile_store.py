@@ -16,8 +16,8 @@ from exporter.devtools.redis_stack import free_port
 from exporter.devtools.simulator import ScanSpec, publish_scan
 from exporter.store import ACL_RULES
 
+from .builders import events, new_scan
 from .helpers import wait_until
-from .test_exact_counts import events, new_scan
 
 PASSWORD = "h0stile-pw"
 

@@ -22,15 +22,14 @@ from exporter.devtools.simulator import (
     reference,
     scan_info,
 )
-from exporter.model import ScanRecord, State, StreamCursor
+from exporter.model import ScanRecord, State, StreamCursor, record_from_document
 from exporter.sinks.events import ScanDiscovered, ScanEnded
 from exporter.sinks.metrics import ExporterMetrics
 from exporter.store import ScanDocument
-from exporter.view import ExporterView
-from exporter.watchers.scan_watcher import record_from_document
 from exporter.web.status import StatusPage
 
-from .helpers import parse_metrics, run_cli, wait_until
+from .builders import status_view
+from .helpers import Page, parse_metrics, run_cli, wait_until
 
 
 def doc(info: dict, name="loopscan", number=1, key="esrf:scan:K1") -> ScanDocument:
@@ -52,7 +51,7 @@ def test_progress_needs_an_integer_npoints_above_zero_and_stays_in_0_1():
 
 def test_end_reason_label_is_bounded_and_the_known_reasons_always_pass():
     registry = CollectorRegistry()
-    metrics = ExporterMetrics(registry, ExporterView(None, datastore=str))
+    metrics = ExporterMetrics(registry, status_view([]))
     for n in range(200):
         scan = ScanRecord(key=f"k{n}", session="s1", name="ct", number=n, scan_type="ct", uris=[],
                           state=State.CLOSED, end_reason=f"odd reason {n}")
@@ -152,8 +151,6 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
         time.sleep(0.4)  # the child takes longer than the stall threshold in all (a lower bound, not a check)
     assert seen - started_at > 1.0, "the parent's last event moved only by its child's data, past the threshold"
     assert exporter.value("bliss_scan_stall_threshold_seconds", session="s1", scan="5_sequence") == 1
-    from .test_status_page import Page
-
     rows = [r for r in Page(exporter.get("/").text).rows if "scan" in r["class"].split()]
     assert [(r["scan"], r["class"].split()[-1]) for r in rows] == [("5_sequence", "sequence"),
                                                                    ("7_loopscan", "subscan")]
@@ -346,8 +343,6 @@ def test_simulate_sequences_truth_equals_the_exporter_counts(start_exporter, red
 
 
 def test_status_page_shows_children_under_their_sequence():
-    from .test_status_page import Page, status_view
-
     now = 1_000_000.0
     parent = ScanRecord(key="p", session="s1", name="sequence", number=5, scan_type="sequence", uris=[],
                         role="sequence", scan_count=3, state=State.STARTED, last_event_at=now - 0.5)

@@ -7,86 +7,17 @@ import shutil
 import subprocess
 import threading
 import time
-from html.parser import HTMLParser
-from types import SimpleNamespace
 
 from exporter.devtools.simulator import ScanSpec, publish_scan
 from exporter.model import ScanRecord, State, StreamCursor
-from exporter.sinks.events import ScanDiscovered, ScanEnded, ScanLost
-from exporter.view import ExporterView
+from exporter.sinks.events import ScanEnded, ScanLost
 from exporter.web.status import StatusPage
 
-from .helpers import ROOT, require_tool, wait_until
+from .builders import status_view
+from .helpers import ROOT, Page, require_tool, wait_until
 
 H5 = "/tmp/scans/inhouse/id002106/id00/id00_session/sample_0001/sample_0001.h5"
 SCREENSHOT = ROOT / "docs" / "status-page.png"
-
-
-class Page(HTMLParser):
-    """Rows (attributes + text) and links of a rendered page."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.rows: list[dict] = []
-        self.links: list[str] = []
-        self.title = ""
-        self.refresh = None
-        self.ids: dict[str, str] = {}
-        self._row = None
-        self._in_title = False
-        self._open_ids: list[tuple[str, str]] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "tr":
-            self._row = {"class": attrs.get("class") or "", "scan": attrs.get("data-scan"),
-                         "session": attrs.get("data-session"), "text": ""}
-            self.rows.append(self._row)
-        elif tag == "br" and self._row is not None:
-            self._row["text"] += " "
-        elif tag == "a":
-            self.links.append(attrs.get("href"))
-        elif tag == "title":
-            self._in_title = True
-        elif tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
-            self.refresh = attrs.get("content")
-        if attrs.get("id"):
-            self._open_ids.append((tag, attrs["id"]))
-            self.ids.setdefault(attrs["id"], "")
-
-    def handle_endtag(self, tag):
-        if self._row is not None and tag in ("td", "th", "br"):
-            self._row["text"] += " "
-        if tag == "tr":
-            self._row = None
-        elif tag == "title":
-            self._in_title = False
-        if self._open_ids and self._open_ids[-1][0] == tag:
-            self._open_ids.pop()
-
-    def handle_data(self, data):
-        if self._row is not None:
-            self._row["text"] += data
-        if self._in_title:
-            self.title += data
-        for _, ident in self._open_ids:
-            self.ids[ident] += data
-
-    def row(self, scan: str, kind: str) -> dict:
-        (found,) = [r for r in self.rows if r["scan"] == scan and kind in r["class"].split()]
-        return found
-
-
-def status_view(records, ready=True, reason="", threshold=1.0, recent_limit=50, clock=time.time):
-    """The read model the page renders: these records active, the given health, filter id00_*."""
-    view = ExporterView(SimpleNamespace(ready=ready, reason=reason), datastore=lambda: "redis://bliss-data:6380",
-                        session_filter="id00_*", stall_threshold=threshold, stall_factor=10.0,
-                        recent_limit=recent_limit, clock=clock)
-    view.attach(lambda: records)
-    for r in records:
-        view(ScanDiscovered(r))
-    return view
 
 
 def record(key, session, name, number, npoints, points, last_event_at, count_time=0.01, uris=()):

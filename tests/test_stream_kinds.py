@@ -19,7 +19,7 @@ from blissdata.streams.scan_sequence.stream import ScanStream
 
 from exporter.store.streams import SEAL_ID, StreamKind, stats_from_xinfo, stream_kind
 
-from .test_exact_counts import events, new_scan
+from .builders import events, new_scan
 
 UNKNOWN_PLUGIN = "acme_detector"
 
@@ -148,6 +148,7 @@ def test_points_of_every_stream_kind_live(plugins, start_exporter, data_store):
     scan.stop()  # seals every stream
     scan.close()
     exporter.wait_value(3, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert_every_kind_counted(exporter, "s1", "10_sequence", truth)
 
 
@@ -165,9 +166,10 @@ def test_points_of_every_stream_kind_sealed(plugins, start_exporter, data_store,
     exporter.wait_value(truth.points, "bliss_scan_points_total", session="s1")
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
+    exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {"new_node": 7, "new_data": truth.new_data, "prepared_scan": 1,
                                       "start_scan": 1, "stop_scan": 1, "end_scan": 1}
-    (end,) = exporter.logs("scan_end")
+    (end,) = exporter.logs("scan_end", session="s1")
     assert end["scan"] == "10_sequence" and end["points"] == truth.points
     assert exporter.value("bliss_scan_points_total", session="s1") == truth.points
 
