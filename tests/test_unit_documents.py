@@ -44,7 +44,7 @@ def test_blissdata_2_documents_parse(path):
     assert key.startswith(SCAN_PREFIX) and doc.key == key
     assert (doc.session, doc.name, doc.number) == ("demo_session", name, int(number))
     assert doc.info == raw["info"]
-    assert doc.state_key == STREAM_PREFIX + raw["state_stream"]["pk"]
+    assert doc.state_keys == (STREAM_PREFIX + raw["state_stream"]["pk"],)
     # every channel the dump read from the data store, under the stream key it read it from
     assert {name: key for name, (key, _) in doc.streams.items()} == {
         name: stream["key"] for name, stream in dump["streams"].items()}

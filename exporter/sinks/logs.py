@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 from ..model import ROLE_SEQUENCE, EventType, ScanRecord
@@ -37,22 +38,28 @@ def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _event_first,
     ]
-    renderer = (
+    text_renderer = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
     )
+    buffer = getattr(stream, "buffer", None)
+    if fmt == "json" and buffer is not None:
+        # the two lines per scan are on the hot path: orjson renders bytes, written without re-encoding
+        renderer, factory = structlog.processors.JSONRenderer(serializer=orjson.dumps), structlog.BytesLoggerFactory(buffer)
+    else:
+        renderer, factory = text_renderer, structlog.PrintLoggerFactory(stream)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
     )
     # Libraries (blissdata, redis) log through the standard library: same format, same stream.
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, text_renderer],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
