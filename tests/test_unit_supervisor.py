@@ -1,0 +1,91 @@
+"""Supervision in-process: a part that keeps failing makes /readyz fail with its last error, never dies."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import redis
+from prometheus_client import CollectorRegistry, Counter
+
+from exporter.health import Health
+from exporter.supervisor import Supervisor
+
+
+def until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        gevent.sleep(0.02)
+
+
+def make(healthy_after: float = 0.3):
+    registry = CollectorRegistry()
+    health = Health(registry)
+    health.up("redis://bliss-data:6380")
+    errors = Counter("bliss_exporter_watcher_errors", "failures", ["watcher"], registry=registry)
+    supervisor = Supervisor(health, errors, lambda: "redis://bliss-data:6380", wait_until_usable=lambda: None,
+                            healthy_after=healthy_after)
+    return health, errors, supervisor, registry
+
+
+def test_a_part_failing_twice_in_a_row_makes_readiness_fail_until_it_runs_healthy():
+    health, errors, supervisor, registry = make()
+    calls = []
+
+    def part():
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise KeyError("boom")  # a bug, not the data store
+        gevent.sleep(60)
+
+    greenlet = gevent.spawn(supervisor.run, "scan_watcher", part)
+    try:
+        until(lambda: len(calls) >= 1 and registry.get_sample_value(
+            "bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) == 1)
+        assert health.ready, "one failure is not yet 'keeps failing'"
+        until(lambda: len(calls) >= 2 and registry.get_sample_value(
+            "bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) == 2)
+        assert not health.ready and health.reason == "scan_watcher keeps failing: KeyError: 'boom'"
+        assert registry.get_sample_value("bliss_datastore_up") == 1  # the store itself is fine
+        until(lambda: health.ready, timeout=10)  # the 4th run lasts: healthy again
+        assert len(calls) == 4 and not greenlet.dead
+        assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) == 3
+        gaps = [b - a for a, b in zip(calls, calls[1:])]
+        assert gaps == sorted(gaps), "retries back off"
+    finally:
+        greenlet.kill()
+
+
+def test_an_error_reply_meaning_unavailable_marks_the_store_down_with_its_reason():
+    health, errors, supervisor, registry = make()
+    busy = redis.ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    failures = []
+
+    def part():
+        failures.append(1)
+        if len(failures) == 1:
+            raise busy
+        gevent.sleep(60)
+
+    greenlet = gevent.spawn(supervisor.run, "session_watcher", part)
+    try:
+        until(lambda: registry.get_sample_value("bliss_datastore_up") == 0)
+        assert health.reason.startswith("BUSY Redis is busy running a script")
+        assert not greenlet.dead
+    finally:
+        greenlet.kill()
+
+
+def test_start_up_returns_what_it_made_once_it_succeeds():
+    health, errors, supervisor, registry = make()
+    attempts = []
+
+    def connect():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return "watchers"
+
+    assert supervisor.run("startup", connect, once=True) == "watchers"
+    assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "startup"}) == 2
