@@ -37,7 +37,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         assert "Traceback" not in text()
-        assert '"event": "exporter_stop"' in text()
+        lines = [json.loads(line) for line in text().splitlines() if line.startswith("{")]
+        assert lines[-1]["event"] == "exporter_stop"
     finally:
         if proc.poll() is None:
             proc.kill()
