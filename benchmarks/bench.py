@@ -56,9 +56,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from exporter.devtools.redis_stack import RedisStackServer, free_port  # noqa: E402
+from tests.helpers import parse_metrics, wait_until  # noqa: E402  (the test suite's helpers, not copies)
 
 EVENT_TYPES = ("new_node", "prepared_scan", "start_scan", "new_data", "stop_scan", "end_scan")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -180,11 +180,7 @@ class Scraper:
         status, body = self.get()
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
-        out = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for s in family.samples:
-                out[(s.name, frozenset(s.labels.items()))] = s.value
-        return out
+        return parse_metrics(body.decode())
 
 
 def session_counts(samples: dict, session: str) -> dict:
@@ -212,23 +208,13 @@ def ended_count(scraper: "Scraper", session: str) -> int:
     status, body = scraper.get("/metrics?name[]=bliss_scans_ended_total")
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}")
-    total = 0
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            if sample.name == "bliss_scans_ended_total" and sample.labels.get("session") == session:
-                total += int(sample.value)
-    return total
+    return int(sum(v for (name, labels), v in parse_metrics(body.decode()).items()
+                   if name == "bliss_scans_ended_total" and dict(labels).get("session") == session))
 
 
 def wait_for(predicate, timeout: float, interval: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    """The tests' wait_until (AssertionError when it times out)."""
+    return wait_until(predicate, timeout, interval, what)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -599,10 +585,7 @@ class Bench:
             raise RuntimeError(f"/metrics answered {status}")
         text = body.decode()
         lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                samples[(s.name, frozenset(s.labels.items()))] = s.value
+        samples = parse_metrics(text)
         return {
             "rss": rss, "fds": len(links), "sockets": len(inodes), "redis_conns": redis_conns,
             "http_conns": http_conns, "series": len(lines),
@@ -722,13 +705,7 @@ class Bench:
         poll = Scraper(self.scraper.port, fresh=True)
 
         def ended() -> int:
-            status, body = poll.get("/metrics?name[]=bliss_scans_ended_total")
-            total = 0
-            for family in text_string_to_metric_families(body.decode()):
-                for sample in family.samples:
-                    if sample.name == "bliss_scans_ended_total" and sample.labels.get("session") == delay_session:
-                        total += int(sample.value)
-            return total
+            return ended_count(poll, delay_session)
 
         delays = {"close": [], "short": []}
         # a random pause before each close: sent right after the previous end showed, the next scan
