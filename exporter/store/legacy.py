@@ -78,10 +78,12 @@ READ_COMMANDS = {
     "scan": ("SCAN", "0", "MATCH", SELF_TEST_KEY + CHILDREN, "COUNT", "1", "TYPE", "stream"),
 }
 
-#: The Redis ACL rules LegacySource needs, exactly (plus CLIENT SETINFO: redis-py names itself).
+#: The Redis ACL rules LegacySource needs, exactly: READ_COMMANDS and SELECT (BLISS 1.x writes in
+#: database 1: redis-py selects it on connecting). Not CLIENT SETINFO: Redis 7.0 (BLISS 1.x's data
+#: Redis) does not know it, and ACL SETUSER would refuse the rule; redis-py ignores its refusal.
 ACL_RULES = (
     "resetkeys", "~*", "resetchannels", "-@all",
-    *(f"+{command}" for command in (*READ_COMMANDS, "client|setinfo")),
+    *(f"+{command}" for command in (*READ_COMMANDS, "select")),
 )
 
 
@@ -602,7 +604,7 @@ class LegacySource:
         for scan, streams in scans.items():
             for key in streams:
                 pipe.xinfo_stream(key)
-            pipe.xrevrange(scan + "_end", count=1)
+            pipe.xrange(scan + "_end", count=1)  # its one END_SCAN entry
             pipe.hget(scan + "_info", "state")
             pipe.exists(scan)
             order.append((scan, list(streams)))
