@@ -417,3 +417,52 @@ def test_eviction_and_vanished_scans(legacy_redis, legacy_publish):
     # a state key that is not a stream
     admin.set(f"{a}_odd", "x")
     assert source.unreadable_state_streams([f"{a}_odd", f"{a}_end", f"{a}_none"]) == [f"{a}_odd"]
+
+
+def test_expired_containers_are_forgotten_and_found_again(legacy_redis, legacy_publish, monkeypatch):
+    from exporter.store import legacy
+
+    monkeypatch.setattr(legacy, "SESSION_PROBE_INTERVAL", 0.0)  # look for sessions at every read
+    source = LegacySource(legacy_redis.url)
+    position = source.anchor()
+    legacy_publish({"session": "old_session", "scans": [{"npoints": 2, "counters": ["diode1"]}]})
+    found = source.new_scans(position, 100)
+    assert found.keys == ["old_session:tmp:scans:1_loopscan"]
+    assert sorted(found.position.cursors) == ["old_session:tmp:scans_children_list", "old_session:tmp_children_list",
+                                              "old_session_children_list"]
+    admin = legacy_redis.client()
+    admin.delete(*admin.keys("old_session*"))  # as if expired, a day after its last scan
+    legacy_publish({"scans": [{"npoints": 2, "counters": ["diode1"]}]})
+    found = source.new_scans(found.position, 100)
+    assert found.keys == ["demo_session:tmp:scans:1_loopscan"]
+    assert not any(k.startswith("old_session") for k in found.position.cursors)
+    legacy_publish({"session": "old_session", "scans": [{"npoints": 2, "counters": ["diode1"]}]})
+    assert source.new_scans(found.position, 100).keys == ["old_session:tmp:scans:1_loopscan"]
+
+
+def test_scan_info_is_plain_data(legacy_redis, legacy_publish):
+    """scan.info as blissdata 2.x's JSON gives it: no numpy, datetime or class objects."""
+    import json
+
+    pub = legacy_publish({"scans": [{"npoints": 3, "counters": ["diode1"], "lima": ["lima_simulator"]}]})
+    doc = LegacySource(legacy_redis.url).load_scan(pub.truths[0]["key"])
+    assert json.loads(json.dumps(doc.info)) == doc.info
+    assert isinstance(doc.info["start_time"], str) and doc.info["state"] == "DONE"
+
+
+def test_legacy_source_has_the_protocol(legacy_redis):
+    """Every method of exporter.store.base.Source, with the same parameters."""
+    import inspect
+
+    from exporter.store.base import Source
+
+    for name, member in vars(Source).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        ours = getattr(LegacySource, name)
+        want = list(inspect.signature(member).parameters)
+        assert list(inspect.signature(ours).parameters)[: len(want)] == want, name
+    assert LegacySource.model == "legacy"
+    sig = inspect.signature(LegacySource.__init__)
+    assert list(sig.parameters)[:5] == ["self", "url", "socket_timeout", "single_connection", "on_stream_error"]
+    assert int(LegacySource(legacy_redis.url).redis.connection_pool.connection_kwargs["protocol"]) == 2

@@ -19,6 +19,7 @@ Every pickled value goes through `legacy_pickle.loads` (never `pickle.loads`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 import time
 from collections import OrderedDict
@@ -126,15 +127,29 @@ def _id_tuple(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _plain(value):
-    """numpy scalars as Python values (`valid_count` wants an int, not a numpy.int64)."""
-    item = getattr(value, "item", None)
-    if item is not None and getattr(value, "shape", None) == ():
+def _plain(value, depth: int = 0):
+    """A value of scan.info as blissdata 2.x's JSON would give it: numpy scalars and arrays as Python
+    numbers and lists (`valid_count` wants an int, not a numpy.int64), datetimes as ISO strings,
+    tuples and sets as lists, dict keys as strings."""
+    if depth > 20:
+        return str(value)
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode(errors="replace")
+    tolist = getattr(value, "tolist", None)  # numpy scalars (a Python value) and arrays (lists)
+    if tolist is not None:
         try:
-            return item()
+            return _plain(tolist(), depth + 1)
         except (TypeError, ValueError):
-            return value
-    return value
+            pass
+    return str(value)  # a type, a timedelta...: its name
 
 
 def end_reason_of(exception) -> str | None:
@@ -328,8 +343,10 @@ class LegacySource:
         # every SESSION_PROBE_INTERVAL (every second while there is none: an empty store)
         if time.monotonic() - probed_at >= (SESSION_PROBE_INTERVAL if cursors else 1.0):
             probed_at = time.monotonic()
-            for session in self._session_names():
-                cursors.setdefault(session + CHILDREN, "0-0")  # a session new since the anchor
+            sessions = {session + CHILDREN for session in self._session_names()}
+            for key in sessions:
+                cursors.setdefault(key, "0-0")  # a session new since the anchor
+            self._forget_expired(cursors, sessions)
         found: dict[str, str] = {}
         read = dict(cursors)
         if not read:  # no session yet: wait as a blocking read would have
@@ -361,6 +378,21 @@ class LegacySource:
                     found.setdefault(name, children[name])
         keys = [k for k, _ in sorted(found.items(), key=lambda kv: _id_tuple(kv[1]))]
         return NewScans(keys, LegacyPosition(cursors, probed_at), gap=False)
+
+    def _forget_expired(self, cursors: dict[str, str], keep: set[str]) -> None:
+        """Stop following containers that expired, node and `_children_list` both gone (a day after
+        their last scan: datasets of the data policy come and go, and XREAD's cost grows with its
+        keys). Only lists already read from (a container just listed may not have its list yet);
+        a container created again is listed again by its parent (`create_node`), and followed again."""
+        candidates = [k for k, c in cursors.items() if c != "0-0" and k not in keep]
+        if not candidates:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key in candidates:
+            pipe.exists(key, key[: -len(CHILDREN)])
+        for key, exists in zip(candidates, pipe.execute()):
+            if not exists:
+                del cursors[key]
 
     def scans_created_after(self, position: LegacyPosition, keys: list[str]) -> list[str]:
         """Those of `keys` listed in their container's `_children_list` after the position's id
@@ -687,7 +719,8 @@ class LegacySource:
             except legacy_pickle.PickleRejected as exc:
                 out.append((entry_id, None, f"__DATA__: {exc}"))
                 continue
-            values = [_plain(v) for v in value.tolist()] if hasattr(value, "tolist") and getattr(value, "ndim", 0) else [_plain(value)]
+            value = _plain(value)
+            values = value if isinstance(value, list) else [value]  # a batch: an array of db_names
             for child in values:
                 if isinstance(child, str) and child and ":" in child:
                     out.append((entry_id, child, ""))
@@ -746,6 +779,8 @@ def _legacy_points(kind: str, entry_id, fields: dict) -> int:
         except legacy_pickle.PickleRejected as exc:
             raise _Bad("bad_status", f"__STATUS__: {exc}") from None
         last = _plain(status.get("last_image_ready")) if isinstance(status, dict) else None
+        if isinstance(last, float) and last.is_integer():  # not what lima writes, but a number all the same
+            last = int(last)
         if isinstance(last, bool) or not isinstance(last, int) or last < -1:
             raise _Bad("bad_status", f"lima last_image_ready {last!r} is not an integer >= -1")
         return last + 1
