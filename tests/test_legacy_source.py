@@ -215,6 +215,8 @@ def test_a_session_read_as_the_watchers_read_it(legacy_redis, legacy_publish):
 
     # times: ids are server ms; creation <= PREPARED <= END; the slow scan lasted its 20 x 10 ms
     created_ids = source.creation_ids(reader.order)
+    assert created_ids == LegacySource(legacy_redis.url).creation_ids(reader.order)  # remembered = read
+    assert created_ids == {k: d.created_id for k, d in reader.docs.items()}
     for key in reader.order:
         ids = dict(reader.states[key])
         assert stream_id_time(created_ids[key]) <= stream_id_time(ids[State.PREPARED]) <= stream_id_time(ids[State.CLOSED])

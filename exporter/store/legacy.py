@@ -104,6 +104,9 @@ class LegacyScanDocument(ScanDocument):
         super().__init__(**{k: v for k, v in values.items() if k in names})
         self.state_key = state_keys[0]
         self.state_keys = tuple(state_keys)
+        #: the scan's NEW_NODE id in its container's list (server ms: its creation time), when the
+        #: source found the scan itself (new_scans, scan_keys); None otherwise (see creation_ids)
+        self.created_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class LegacySource:
         self.on_stream_error = on_stream_error
         self.sessions = tuple(sessions or ())
         self._streams_in_error: OrderedDict[str, bool] = OrderedDict()
+        self._created: OrderedDict[str, str] = OrderedDict()  # scan key -> NEW_NODE id, bounded
         self.redis = redis.Redis.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection, protocol=2,
@@ -321,6 +325,7 @@ class LegacySource:
                     level.append(name)
                 elif node_type in SCAN_TYPES:
                     scans[name] = children[name]
+                    self._remember_creation(name, children[name])
         return cursors, sorted(((i, k) for k, i in scans.items()), key=lambda s: _id_tuple(s[0]))
 
     def anchor(self) -> LegacyPosition:
@@ -376,6 +381,7 @@ class LegacySource:
                     read[name + CHILDREN] = "0-0"
                 elif node_type in SCAN_TYPES:
                     found.setdefault(name, children[name])
+                    self._remember_creation(name, children[name])
         keys = [k for k, _ in sorted(found.items(), key=lambda kv: _id_tuple(kv[1]))]
         return NewScans(keys, LegacyPosition(cursors, probed_at), gap=False)
 
@@ -409,13 +415,21 @@ class LegacySource:
                     created.setdefault(name, entry_id.decode())
         return [k for k, _ in sorted(created.items(), key=lambda kv: _id_tuple(kv[1]))]
 
+    def _remember_creation(self, key: str, entry_id: str) -> None:
+        self._created[key] = entry_id
+        while len(self._created) > 10000:
+            self._created.popitem(last=False)
+
     def creation_ids(self, keys: list[str]) -> dict[str, str | None]:
         """The NEW_NODE id (server ms: creation time) of each scan in its container's list; None if
-        not found. Legacy scans have no CREATED state entry: this is where their creation time is."""
+        not found. Legacy scans have no CREATED state entry: this is where their creation time is
+        (remembered from discovery, else read from the container's list)."""
         parents = {}
         for key in keys:
+            if key in self._created:
+                continue
             parents.setdefault(key.rpartition(":")[0] + CHILDREN, set()).add(key)
-        out: dict[str, str | None] = dict.fromkeys(keys)
+        out: dict[str, str | None] = {key: self._created.get(key) for key in keys}
         for parent, entries in self._xrange_all(list(parents)).items():
             for entry_id, fields in entries:
                 name = _text(fields.get(b"db_name", b""))
@@ -484,7 +498,9 @@ class LegacySource:
         session = info.get("session_name")
         if not isinstance(session, str) or not session:
             session = key.partition(":")[0]
-        return LegacyScanDocument(key, session, name, number, info, state_keys_of(key), {})
+        doc = LegacyScanDocument(key, session, name, number, info, state_keys_of(key), {})
+        doc.created_id = self._created.get(key)
+        return doc
 
     def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
         """Those of these scans whose node exists and whose `_end` has no entry yet."""
