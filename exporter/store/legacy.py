@@ -259,7 +259,7 @@ class LegacySource:
                 raise DataStoreUnavailable(describe_error(exc)) from None
             raise
         if not legacy:
-            db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+            db = int(self.redis.connection_pool.connection_kwargs.get("db") or 0)
             hint = " (BLISS 1.x writes in database 1 of the data Redis: the URL must end with /1)" if db != 1 else ""
             raise DataStoreError(f"no BLISS 1.x session node (node_type container, version v1.x) in database {db}{hint}")
 
