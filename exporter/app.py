@@ -14,6 +14,8 @@ from .sinks.logs import LogSink
 from .sinks.metrics import ExporterMetrics
 from .store import DataStoreSource, normalize_redis_url, redact_url
 from .store.beacon import data_store_url
+from .store.detect import choose_model
+from .store.legacy import LegacySource
 from .supervisor import Backoff, Supervisor
 from .view import ExporterView
 from .watchers import ScanWatcher, SessionWatcher
@@ -22,6 +24,11 @@ from .web.http import Routes, make_server
 from .web.status import StatusPage
 
 log = structlog.get_logger("bliss_exporter")
+
+
+def _legacy(sessions):
+    """LegacySource following these sessions (`--session` globs) as they appear."""
+    return lambda url, **kw: LegacySource(url, sessions=sessions, **kw)
 
 
 class Exporter:
@@ -48,6 +55,7 @@ class Exporter:
         self.server = None
         self._greenlets: list[gevent.Greenlet] = []
         self._resolved_url: str | None = None
+        self._model: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -88,16 +96,20 @@ class Exporter:
         """Every step from configuration to watchers ready: Beacon, URL, connections, self-test."""
         url = normalize_redis_url(self.config.redis_url or self._resolve_beacon())
         self.datastore = redact_url(url)
-        source = DataStoreSource(url)  # health checks
+        model, url = choose_model(url, self.config.data_model, self.config.sessions)
+        if model != self._model:
+            log.info("data_model", model=model, datastore=redact_url(url), requested=self.config.data_model)
+            self._model = model
+        self.datastore = redact_url(url)
+        open_source = DataStoreSource if model == "blissdata2" else _legacy(tuple(self.config.sessions))
+        source = open_source(url)  # health checks
         source.check()
         # each watcher greenlet reads on a connection of its own (connected here, under supervision)
         scan_watcher = ScanWatcher(
-            DataStoreSource(url, single_connection=True, on_stream_error=self.metrics.count_stream_error),
+            open_source(url, single_connection=True, on_stream_error=self.metrics.count_stream_error),
             self.emit, poll_interval=self.config.poll_interval,
         )
-        session_watcher = SessionWatcher(
-            DataStoreSource(url, single_connection=True), scan_watcher, self.emit, self.sessions
-        )
+        session_watcher = SessionWatcher(open_source(url, single_connection=True), scan_watcher, self.emit, self.sessions)
         self.source, self.scan_watcher = source, scan_watcher
         self.view.attach(lambda: scan_watcher.active.values())
         self.health.up(self.datastore)

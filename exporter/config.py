@@ -21,6 +21,7 @@ from .options import (
 )
 from .sinks.logs import LOG_FORMATS, LOG_LEVELS, default_format
 from .sinks.metrics import DEFAULT_DURATION_BUCKETS
+from .store.detect import DATA_MODELS
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Config:
 
     redis_url: str | None = None
     beacon_host: str | None = None
+    data_model: str = "auto"  # auto | blissdata2 | legacy
     sessions: list[str] = field(default_factory=list)
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
@@ -59,6 +61,8 @@ def exporter_parser() -> Parser:
                      help="data Redis URL, e.g. redis://host:6380")
     src.add_argument("--beacon-host", type=parse_host_port, default=env("BEACON_HOST"),
                      help="Beacon HOST:PORT to ask for the data Redis URL (default: $BEACON_HOST)")
+    p.add_argument("--data-model", choices=DATA_MODELS, default=env("DATA_MODEL", "auto"),
+                   help="auto (default: detected at each connection), blissdata2 (BLISS 2.x), legacy (BLISS 1.x)")
     p.add_argument("--session", action="append", default=None, metavar="GLOB",
                    help="watch only sessions matching GLOB (repeatable; default: all sessions)")
     p.add_argument("--listen-address", type=parse_listen_address,
@@ -94,6 +98,8 @@ def parse_exporter_args(argv: list[str]):
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"{ENV_PREFIX}{action.dest.upper()}: {exc}") from None
     args = p.parse_args(argv)
+    if args.data_model not in DATA_MODELS:  # from the environment (argparse checks only flags)
+        raise UsageError(f"{ENV_PREFIX}DATA_MODEL: invalid choice {args.data_model!r} (choose from {', '.join(DATA_MODELS)})")
     if args.session is None:
         sessions = env("SESSIONS") or env("SESSION")
         args.session = [s for s in (sessions or "").split(",") if s]
@@ -168,6 +174,7 @@ def load_config(argv: list[str]) -> Config:
     return Config(
         redis_url=args.redis_url,
         beacon_host=beacon_host,
+        data_model=args.data_model,
         sessions=sessions,
         listen_host=host,
         listen_port=port,

@@ -204,6 +204,9 @@ def record_from_document(doc, adopted: bool) -> ScanRecord:
         state_keys=tuple(doc.state_keys),
         state_cursors={key: "0-0" for key in doc.state_keys},
     )
+    created_id = getattr(doc, "created_id", None)  # a model without a CREATED state entry (BLISS 1.x)
+    if created_id:
+        record.created_at = stream_id_time(created_id)
     set_streams(record, doc.streams)
     record.streams_known = bool(doc.streams)
     _set_sequence_info(record, info)

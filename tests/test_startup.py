@@ -96,7 +96,8 @@ STEPS = {
     "beacon nonsense": "invalid Redis URL 'unix://notaport': no socket path",
     "wrong password": "WRONGPASS invalid username-password pair or user is disabled.",
     "no permission": "GET failed: NOPERM User reader has no permissions to run the 'get' command",
-    "not blissdata": "no blissdata protocol key (_PROTOCOL_VERSION_): not a blissdata data store",
+    "not blissdata": "no blissdata protocol key (_PROTOCOL_VERSION_) and no BLISS 1.x session node in database 0 "
+                     "nor 1: not a blissdata data store",
 }
 
 

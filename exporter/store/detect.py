@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from typing import Iterable, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 
+from .errors import DataStoreError
 from .legacy import PROTOCOL_KEY, is_legacy
+from .urls import unsplit_url
+
+#: `--data-model` values.
+DATA_MODELS = ("auto", "blissdata2", "legacy")
+#: BLISS 1.x writes its scans in this logical database of the data Redis.
+LEGACY_DB = 1
 
 
 def detect_model(redis_client: redis.Redis, sessions: Iterable[str] = ()) -> Literal["blissdata2", "legacy"] | None:
@@ -18,3 +26,47 @@ def detect_model(redis_client: redis.Redis, sessions: Iterable[str] = ()) -> Lit
     if is_legacy(redis_client, sessions):
         return "legacy"
     return None
+
+
+def explicit_db(url: str) -> bool:
+    """Whether the URL names its database (`redis://host:port/N` or `?db=N`)."""
+    parts = urlsplit(url)
+    return "db" in dict(parse_qsl(parts.query)) or (parts.scheme != "unix" and parts.path.strip("/") != "")
+
+
+def with_db(url: str, db: int) -> str:
+    """The URL on logical database `db`."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["db"] = str(db)
+    path = parts.path if parts.scheme == "unix" else ""
+    return unsplit_url(parts._replace(path=path, query=urlencode(query)))
+
+
+def choose_model(url: str, wanted: str, sessions: Iterable[str] = (), client_factory=redis.Redis.from_url):
+    """(data model, URL to read it at) for `--data-model wanted`; DataStoreError if auto finds neither.
+
+    BLISS 1.x writes in database 1: without a database in the URL (Beacon never gives one), a legacy
+    store is looked for there; a database named in the URL always wins.
+    """
+    named = explicit_db(url)
+    if wanted == "blissdata2":
+        return wanted, url
+    if wanted == "legacy":
+        return wanted, url if named else with_db(url, LEGACY_DB)
+    candidates = [url] if named else [url, with_db(url, LEGACY_DB)]
+    for candidate in candidates:
+        client = client_factory(candidate)
+        try:
+            model = detect_model(client, sessions)
+        except redis.exceptions.NoPermissionError:
+            if candidate == url:
+                raise
+            model = None  # a user not allowed to SELECT database 1 reads no BLISS 1.x store there
+        finally:
+            client.close()
+        if model is not None:
+            return model, candidate
+    where = "its database" if named else f"database 0 nor {LEGACY_DB}"
+    raise DataStoreError(f"no blissdata protocol key (_PROTOCOL_VERSION_) and no BLISS 1.x session node in {where}: "
+                         "not a blissdata data store (yet?)")

@@ -31,10 +31,10 @@ def normalize_redis_url(url: str) -> str:
     except ValueError as exc:
         raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
     query.setdefault("protocol", "2")
-    return _unsplit(parts._replace(query=urlencode(query)))
+    return unsplit_url(parts._replace(query=urlencode(query)))
 
 
-def _unsplit(parts) -> str:
+def unsplit_url(parts) -> str:
     """urlunsplit that keeps `scheme://` even without a host (unix sockets)."""
     text = urlunsplit(parts)
     if parts.scheme == "unix" and not parts.netloc:
@@ -53,4 +53,4 @@ def redact_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{password}@", ":***@")
         parts = parts._replace(netloc=netloc)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k == "db"]  # never a password, nor protocol noise
-    return _unsplit(parts._replace(query=urlencode(query)))
+    return unsplit_url(parts._replace(query=urlencode(query)))
