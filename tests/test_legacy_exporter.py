@@ -1,0 +1,118 @@
+"""The exporter on a BLISS 1.x data store (blissdata 0.3.1's genuine layout): auto-detected, exact, read-only.
+
+The store is Debian's plain redis-server written by blissdata 0.3.1 itself (tests/legacy/publish.py);
+the exporter runs as a real process, given the data Redis without a database (as Beacon gives it),
+and must find the legacy store in database 1 by itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from exporter.store.legacy import ACL_RULES
+
+from . import legacy_fixtures
+from .helpers import BeaconPeer, wait_until
+
+legacy_redis = legacy_fixtures.legacy_redis
+legacy_publish = legacy_fixtures.legacy_publish
+
+SESSION = "demo_session"
+READER_PASSWORD = "l3gacy-r34d"
+WORKLOAD = {"scans": [
+    {"type": "loopscan", "npoints": 20, "counters": ["diode1", "diode2"]},
+    {"type": "loopscan", "npoints": 10, "counters": ["diode1"], "outcome": "FAILURE", "fail_after": 3},
+    {"type": "loopscan", "npoints": 200, "counters": ["diode1"], "outcome": "USER_ABORT", "fail_after": 79},
+    {"type": "loopscan", "npoints": 100, "counters": ["diode1"], "batch": 7},
+    {"type": "ascan", "npoints": 12, "counters": ["diode1", "diode2"]},  # a controller node listed twice
+    {"type": "ct", "npoints": 1, "counters": ["diode1"], "save": False, "title": "ct 0.01 1"},
+    {"type": "loopscan", "npoints": 10, "counters": ["diode1"], "lima": ["lima_simulator"], "lima_batch": 3},
+    {"sequence": "myseq", "children": [{"type": "loopscan", "npoints": 5, "counters": ["diode1"]},
+                                       {"type": "loopscan", "npoints": 4, "counters": ["diode2"], "batch": 3}]},
+]}
+
+
+def expected_points(truth: dict) -> int:
+    """Points as the exporter counts them: a sequence's references to its children are not points."""
+    return sum(n for node, n in truth["channels"].items() if not node.endswith("GroupingMaster:scans"))
+
+
+def events(exporter) -> dict:
+    return {e: exporter.value("bliss_scan_events_total", session=SESSION, event_type=e)
+            for e in ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")}
+
+
+def assert_exact(exporter, truths: list[dict]) -> None:
+    exporter.wait_value(len(truths), "bliss_scan_events_total", session=SESSION, event_type="end_scan", timeout=60)
+    assert events(exporter) == {
+        "new_node": sum(t["new_node"] for t in truths), "new_data": sum(t["new_data"] for t in truths),
+        "prepared_scan": len(truths), "start_scan": 0, "stop_scan": 0, "end_scan": len(truths),
+    }
+    assert exporter.value("bliss_scan_points_total", session=SESSION) == sum(expected_points(t) for t in truths)
+    ended = Counter()
+    for (name, labels), value in exporter.metrics().items():
+        labels = dict(labels)
+        if name == "bliss_scans_ended_total" and labels["session"] == SESSION and value:
+            ended[(labels["role"], labels["end_reason"])] += value
+    roles = {"scan": "scan", "child": "subscan", "sequence": "sequence"}
+    assert ended == Counter((roles[t["role"]], t["end_reason"]) for t in truths)
+    ends = {e["scan"]: e for e in exporter.logs("scan_end")}
+    for t in truths:
+        end = ends[t["scan"]]
+        assert (end["end_reason"], end["points"], end["events"]["new_data"]) == (
+            t["end_reason"], expected_points(t), t["new_data"]), t["scan"]
+        assert end["duration_seconds"] is not None and end["duration_seconds"] >= 0
+    assert "Traceback" not in exporter.stdout() + exporter.stderr()
+
+
+def test_legacy_store_found_in_database_1_counted_exactly_from_the_url_and_through_beacon(
+    legacy_redis, legacy_publish, start_exporter
+):
+    base = f"redis://127.0.0.1:{legacy_redis.port}"  # no database: as a Beacon answer
+    peer = BeaconPeer("127.0.0.1", legacy_redis.port)
+    try:
+        first = legacy_publish({"scans": [{"type": "ct", "npoints": 1, "counters": ["diode1"]}]})  # a session node
+        exporters = {
+            "url": start_exporter(url=base),
+            "beacon": start_exporter(url=False, env={"BEACON_HOST": f"127.0.0.1:{peer.port}"}),
+        }
+        for how, exporter in exporters.items():
+            (model,) = exporter.logs("data_model")
+            assert (model["model"], model["datastore"]) == ("legacy", base + "?db=1"), how
+        run = legacy_publish(WORKLOAD)
+        truths = [t for t in run.truths if t["key"] not in {u["key"] for u in first.truths}]
+        for exporter in exporters.values():
+            assert_exact(exporter, truths)
+            assert exporter.value("bliss_datastore_up") == 1
+            seq_end = [e for e in exporter.logs("scan_end") if e["role"] == "subscan"]
+            assert {e["sequence"] for e in seq_end} == {t["scan"] for t in truths if t["role"] == "sequence"}
+    finally:
+        peer.close()
+
+
+def test_legacy_exporter_reads_with_a_read_only_user_and_adopts_a_running_scan(
+    legacy_redis, legacy_publish, start_exporter
+):
+    admin = legacy_redis.client(db=0)
+    admin.execute_command("ACL", "SETUSER", "reader", "on", f">{READER_PASSWORD}", *ACL_RULES)
+    held = legacy_publish({"scans": [{"type": "loopscan", "npoints": 6, "counters": ["diode1"], "wait": "go"}]},
+                          wait=False)
+    held.wait_for("waiting")
+    exporter = start_exporter(
+        "--data-model", "legacy", url=f"redis://reader:{READER_PASSWORD}@127.0.0.1:{legacy_redis.port}")
+    exporter.wait_value(1, "bliss_active_scans", session=SESSION, state="prepared")
+    (start,) = exporter.logs("scan_start")
+    assert start["adopted"] is True
+    held.release()
+    held.finish()
+    admin.execute_command("ACL", "LOG", "RESET")
+    run = legacy_publish({"scans": [{"type": "loopscan", "npoints": 8, "counters": ["diode1", "diode2"]}]})
+    assert_exact(exporter, [*held.truths, *run.truths])
+    denied = [(e[b"reason"], e[b"object"]) for e in _acl_log(admin) if e[b"username"] == b"reader"]
+    assert denied == []  # the exporter never tried a command outside its ACL
+    wait_until(lambda: exporter.get("/readyz").status_code == 200, what="ready")
+
+
+def _acl_log(client) -> list[dict]:
+    raw = client.execute_command("ACL", "LOG")
+    return [dict(zip(entry[::2], entry[1::2])) for entry in raw]
