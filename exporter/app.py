@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 from . import __version__
 from .config import Config
 from .health import Health
-from .sinks.events import SinkChain
+from .sinks.events import ScanLost, SinkChain
 from .sinks.logs import LogSink
 from .sinks.metrics import ExporterMetrics
-from .store import DataStoreSource, normalize_redis_url, redact_url
+from .store import DataStoreError, DataStoreSource, normalize_redis_url, redact_url
 from .store.beacon import data_store_url
 from .store.detect import choose_model
 from .store.legacy import LegacySource
@@ -56,6 +56,9 @@ class Exporter:
         self._greenlets: list[gevent.Greenlet] = []
         self._resolved_url: str | None = None
         self._model: str | None = None
+        self._base_url: str | None = None  # the data Redis before the model's database is chosen
+        self._watchers: list[gevent.Greenlet] = []
+        self._restarting = False
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -86,15 +89,26 @@ class Exporter:
     def _main(self) -> None:
         """Connect (supervised like the watchers), then run the watchers and the health check."""
         session_watcher = self.supervisor.run("startup", self._connect, once=True)
-        self._greenlets += [
+        self._watchers = [
             gevent.spawn(self.supervisor.run, "session_watcher", session_watcher.run),
             gevent.spawn(self.supervisor.run, "scan_watcher", self.scan_watcher.run),
             gevent.spawn(self.supervisor.run, "health", self._health_loop),
         ]
+        self._greenlets += self._watchers
+
+    def _restart(self, model: str) -> None:
+        """The data store now holds another data model (`--data-model auto`): watch it from scratch."""
+        log.warning("data_model_changed", previous=self._model, model=model, datastore=self.datastore)
+        gevent.killall(self._watchers)
+        self._greenlets = [g for g in self._greenlets if g not in self._watchers]
+        for record in self.view.active_scans():  # they belonged to the other model's store
+            self.emit(ScanLost(record, "data model changed"))
+        self._restarting = False
+        self._main()
 
     def _connect(self) -> SessionWatcher:
         """Every step from configuration to watchers ready: Beacon, URL, connections, self-test."""
-        url = normalize_redis_url(self.config.redis_url or self._resolve_beacon())
+        url = self._base_url = normalize_redis_url(self.config.redis_url or self._resolve_beacon())
         self.datastore = redact_url(url)
         model, url = choose_model(url, self.config.data_model, self.config.sessions)
         if model != self._model:
@@ -123,16 +137,35 @@ class Exporter:
         return url
 
     def _check(self) -> bool:
-        """Self-test of the data store; any failure marks it down with its reason."""
+        """Self-test of the data store; any failure marks it down with its reason.
+
+        With `--data-model auto`, a store that no longer reads as its model is detected again (at
+        every reconnection, e.g. a data Redis restarted for the other BLISS generation).
+        """
         try:
             self.source.check()
         except gevent.GreenletExit:
             raise
+        except DataStoreError as exc:
+            self.health.down(self.datastore, exc)
+            self._detect_again()
+            return False
         except Exception as exc:
             self.health.down(self.datastore, exc)
             return False
         self.health.up(self.datastore)
         return True
+
+    def _detect_again(self) -> None:
+        if self.config.data_model != "auto" or self._restarting:
+            return
+        try:
+            model, _ = choose_model(self._base_url, "auto", self.config.sessions)
+        except Exception:  # neither model yet: keep waiting
+            return
+        if model != self._model:
+            self._restarting = True
+            self._greenlets.append(gevent.spawn(self._restart, model))
 
     def _wait_until_usable(self) -> None:
         backoff = Backoff()

@@ -116,3 +116,30 @@ def test_legacy_exporter_reads_with_a_read_only_user_and_adopts_a_running_scan(
 def _acl_log(client) -> list[dict]:
     raw = client.execute_command("ACL", "LOG")
     return [dict(zip(entry[::2], entry[1::2])) for entry in raw]
+
+
+def test_a_data_redis_restarted_for_the_other_generation_is_detected_again(
+    start_exporter, redis_server, data_store, raw_redis, tmp_path
+):
+    from exporter.devtools.simulator import ScanSpec, publish_scan
+
+    exporter = start_exporter()  # auto, on a blissdata 2.x Redis Stack
+    truth = publish_scan(data_store, ScanSpec(session="bl2", number=1, npoints=3, count_time=0))
+    exporter.wait_value(1, "bliss_scan_events_total", session="bl2", event_type="end_scan")
+    assert [m["model"] for m in exporter.logs("data_model")] == ["blissdata2"]
+    raw_redis.flushall()  # the beamline goes back to BLISS 1.x on the same data Redis
+    port = int(redis_server.url.rsplit(":", 1)[1])
+    run = legacy_fixtures.LegacyPublisher(
+        {"redis_url": f"redis://127.0.0.1:{port}/1", "session": SESSION,
+         "scans": [{"type": "loopscan", "npoints": 4, "counters": ["diode1"]}]}, tmp_path).finish()
+    wait_until(lambda: [m["model"] for m in exporter.logs("data_model")] == ["blissdata2", "legacy"], 30,
+               what="the legacy model detected after the change")
+    (changed,) = exporter.logs("data_model_changed")
+    assert (changed["previous"], changed["model"]) == ("blissdata2", "legacy")
+    exporter.wait_ready(timeout=30)
+    more = legacy_fixtures.LegacyPublisher(
+        {"redis_url": f"redis://127.0.0.1:{port}/1", "session": SESSION,
+         "scans": [{"type": "ascan", "npoints": 5, "counters": ["diode1", "diode2"]}]}, tmp_path).finish()
+    assert_exact(exporter, more.truths)  # scans after the switch, exactly (the one before it ended unwatched)
+    assert exporter.value("bliss_scan_points_total", session="bl2") == truth.points
+    assert run.truths  # published while the exporter still read the old model
