@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_legacy=0
+[ "${1:-}" = "--test" ] && want_test=1 && want_legacy=1
+[ "${1:-}" = "--legacy" ] && want_legacy=1  # the demo of a BLISS 1.x store: blissdata 0.3.1 publishes it
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -65,7 +67,7 @@ fi
 # and silx too, but h5py is an optional import and silx is only imported for its EdfFile module
 # (silx < 2, installed without its own dependencies). Its sdist declares an invalid build
 # requirement ('setuptools>=46.4<63') that pip >= 24.1 rejects, hence pip 24.0 in this venv.
-if [ "$want_test" = 1 ]; then
+if [ "$want_legacy" = 1 ]; then
   legacy_nodeps="blissdata==0.3.1 redis==3.5.1 numpy<2 silx==1.1.2"
   legacy_deps="gevent>=22.10.2"
   legacy_stamp=".venv-legacy/.bootstrap-$(echo "$legacy_nodeps $legacy_deps" | sha1sum | cut -c1-12)"

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from exporter.devtools.redis_stack import free_port
@@ -15,12 +16,14 @@ from exporter.devtools.redis_stack import free_port
 from .helpers import ROOT, parse_metrics, run_cli, wait_until
 
 
-def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("model", ["blissdata2", "legacy"])
+def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path, model):
+    """The README's demo, of a BLISS 2.x session and (--data-model legacy) of a BLISS 1.x one."""
     port = free_port()
     out = open(tmp_path / "demo.out", "wb")
     env = {k: v for k, v in os.environ.items() if k != "BEACON_HOST"}
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen-address", f"127.0.0.1:{port}",
-                             "--log-format", "json"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+                             "--log-format", "json", "--data-model", model], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     try:
         def text():
             return (tmp_path / "demo.out").read_text(errors="replace")
@@ -39,6 +42,10 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path):
         assert "Traceback" not in text()
         lines = [json.loads(line) for line in text().splitlines() if line.startswith("{")]
         assert lines[-1]["event"] == "exporter_stop"
+        models = [line["model"] for line in lines if line["event"] == "data_model"]
+        assert models == [model]
+        roles = {line["role"] for line in lines if line["event"] == "scan_end"}
+        assert "scan" in roles
     finally:
         if proc.poll() is None:
             proc.kill()
