@@ -143,3 +143,10 @@ def test_a_data_redis_restarted_for_the_other_generation_is_detected_again(
     assert_exact(exporter, more.truths)  # scans after the switch, exactly (the one before it ended unwatched)
     assert exporter.value("bliss_scan_points_total", session="bl2") == truth.points
     assert run.truths  # published while the exporter still read the old model
+
+
+def test_readme_gives_exactly_the_legacy_acl_the_suite_uses():
+    from .helpers import ROOT
+
+    line = "ACL SETUSER bliss-exporter on >PASSWORD " + " ".join(ACL_RULES)
+    assert line in (ROOT / "README.md").read_text().splitlines()
