@@ -88,55 +88,6 @@ def exporter_parser() -> Parser:
     return p
 
 
-def parse_exporter_args(argv: list[str]):
-    p = exporter_parser()
-    # defaults come from the environment: name the variable, not the flag, when one is wrong
-    for action in p._actions:
-        if isinstance(action.default, str) and callable(action.type) and action.type is not str.lower:
-            try:
-                action.type(action.default)
-            except argparse.ArgumentTypeError as exc:
-                raise UsageError(f"{ENV_PREFIX}{action.dest.upper()}: {exc}") from None
-    args = p.parse_args(argv)
-    if args.data_model not in DATA_MODELS:  # from the environment (argparse checks only flags)
-        raise UsageError(f"{ENV_PREFIX}DATA_MODEL: invalid choice {args.data_model!r} (choose from {', '.join(DATA_MODELS)})")
-    if args.session is None:
-        sessions = env("SESSIONS") or env("SESSION")
-        args.session = [s for s in (sessions or "").split(",") if s]
-    if not args.redis_url and not args.beacon_host:
-        beacon = os.environ.get("BEACON_HOST")
-        if not beacon:
-            raise UsageError("no data store: give --redis-url or --beacon-host (or set BEACON_HOST)")
-        try:
-            args.beacon_host = parse_host_port(beacon)
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"BEACON_HOST: {exc}") from None
-    if args.log_format is None:
-        from .sinks.logs import default_format
-
-        args.log_format = default_format()
-    return args
-
-
-def config_from_args(args):
-    from .app import Config
-
-    host, port = args.listen_address
-    return Config(
-        redis_url=args.redis_url,
-        beacon_host=args.beacon_host,
-        sessions=args.session,
-        listen_host=host,
-        listen_port=port,
-        telemetry_path=args.telemetry_path,
-        poll_interval=args.poll_interval,
-        stall_threshold=args.stall_threshold,
-        stall_factor=args.stall_count_time_factor,
-        duration_buckets=args.duration_buckets,
-        web_config_file=args.web_config_file,
-    )
-
-
 def load_config(argv: list[str]) -> Config:
     """Flags, then BLISS_EXPORTER_* and BEACON_HOST, then the web config file: a complete Config.
 
@@ -150,6 +101,8 @@ def load_config(argv: list[str]) -> Config:
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"{ENV_PREFIX}{action.dest.upper()}: {exc}") from None
     args = p.parse_args(argv)
+    if args.data_model not in DATA_MODELS:  # from the environment (argparse checks only flags)
+        raise UsageError(f"{ENV_PREFIX}DATA_MODEL: invalid choice {args.data_model!r} (choose from {', '.join(DATA_MODELS)})")
     sessions = args.session
     if sessions is None:
         sessions = [s for s in (env("SESSIONS") or env("SESSION") or "").split(",") if s]
