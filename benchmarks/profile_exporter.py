@@ -19,7 +19,10 @@ import time
 def main() -> int:
     prefix = sys.argv[1]
     sys.argv = ["bliss-exporter", *sys.argv[2:]]
+    from exporter import runtime
     from exporter.cli import main as exporter_main
+
+    runtime.IGNORED_SIGNALS = ("SIGHUP",)  # SIGUSR1 and SIGUSR2 drive the profiler here
 
     state = {"profiler": None, "n": 0}
 

@@ -33,7 +33,6 @@ def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     stream = stream or sys.stdout
     numeric = getattr(logging, level.upper())
     shared = [
-        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _event_first,

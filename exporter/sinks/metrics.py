@@ -119,6 +119,7 @@ class ExporterMetrics:
     ):
         self.registry = registry
         self._sessions_initialised: set[str] = set()
+        self._per_session: dict[str, tuple[dict, object]] = {}
         self._types_seen: set[tuple[str, str]] = set()
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
@@ -190,9 +191,11 @@ class ExporterMetrics:
     def _see_session(self, session: str) -> None:
         if session not in self._sessions_initialised:
             self._sessions_initialised.add(session)
-            for event in EventType:
-                self.events.labels(session, event.value)
-            self.points.labels(session)
+            # the children counted on every poll, looked up once per session (labels() is not free)
+            self._per_session[session] = (
+                {event: self.events.labels(session, event.value) for event in EventType},
+                self.points.labels(session),
+            )
             self.lost.labels(session)
 
     def _see_scan_type(self, session: str, scan_type: str) -> None:
@@ -204,6 +207,10 @@ class ExporterMetrics:
                     self.ended.labels(session, scan_type, role, reason)
                 self.duration.labels(session, scan_type, role)
 
+    def _children_of(self, session: str):
+        self._see_session(session)
+        return self._per_session[session]
+
     def count_stream_error(self, reason: str) -> None:
         """A data stream's entries stopped giving points (reported once per stream by the source)."""
         self.stream_errors.labels(reason).inc()
@@ -212,11 +219,12 @@ class ExporterMetrics:
     def __call__(self, event: Event) -> None:
         match event:
             case ScanCounted(scan, events, points):
+                by_event, points_child = self._per_session.get(scan.session) or self._children_of(scan.session)
                 for event_type, n in events.items():
                     if n:
-                        self.events.labels(scan.session, event_type.value).inc(n)
+                        by_event[event_type].inc(n)
                 if points:
-                    self.points.labels(scan.session).inc(points)
+                    points_child.inc(points)
             case ScanDiscovered(scan):
                 self._see_session(scan.session)
                 self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))

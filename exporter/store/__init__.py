@@ -1,8 +1,9 @@
-"""Data stores the exporter reads: what the watchers need from one, and the blissdata 2.x model.
+"""Data stores the exporter reads: what the watchers need from one, and one module per data model.
 
-`Source` is the protocol the watchers use; `blissdata2.DataStoreSource` implements it on a Redis Stack
-written by blissdata 2.x. URL handling, error classification, scan documents and data-stream decoding
-are modules of their own, shared by every data model.
+`base.Source` is the protocol the watchers use; `blissdata2.DataStoreSource` implements it on a Redis
+Stack written by blissdata 2.x (BLISS 2), `legacy.LegacySource` on a plain Redis written by blissdata
+0.x (BLISS 1.x); `detect` tells them apart. URL handling, error classification, scan documents and
+data-stream decoding are modules of their own, shared by every data model.
 """
 
 from .blissdata2 import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS, SUPPORTED_PROTOCOL, DataStoreSource

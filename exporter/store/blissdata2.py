@@ -30,7 +30,7 @@ from .errors import (
     error_code,
     is_unavailable,
 )
-from .streams import SEAL_ID, STATUS_KINDS, StreamKind, StreamStats, log, set_points, stats_from_xinfo
+from .streams import SEAL_ID, STATUS_KINDS, StreamKind, StreamStats, log, parse_xinfo_stream, set_points, stats_from_xinfo
 from .urls import normalize_redis_url
 
 HISTORY_STREAM = "_SCAN_HISTORY_"
@@ -82,6 +82,7 @@ class DataStoreSource:
             single_connection_client=single_connection,
         )
         self._json = self.redis.json()  # also registers the JSON reply parsers used by pipelines
+        self.redis.set_response_callback("XINFO STREAM", parse_xinfo_stream)
 
     # -- health -----------------------------------------------------------------------------
     def check(self) -> None:

@@ -42,7 +42,7 @@ from .errors import (
     error_code,
     is_unavailable,
 )
-from .streams import StreamKind, StreamStats, log
+from .streams import StreamKind, StreamStats, log, parse_xinfo_stream
 from .urls import normalize_redis_url
 
 #: blissdata 2.x's protocol key: its presence means "not a legacy store"
@@ -224,6 +224,7 @@ class LegacySource:
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection, protocol=2,
         )
+        self.redis.set_response_callback("XINFO STREAM", parse_xinfo_stream)
 
     # -- health -----------------------------------------------------------------------------------
     def check(self) -> None:
