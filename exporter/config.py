@@ -52,7 +52,7 @@ def exporter_parser() -> Parser:
     """The exporter's flags, each with its BLISS_EXPORTER_<FLAG> environment default."""
     p = Parser(
         prog="bliss-exporter",
-        description="Prometheus exporter for BLISS scans (blissdata 2.x). Sub-commands: demo, simulate.",
+        description="Prometheus exporter for BLISS scans (BLISS 2.x and 1.x data stores). Sub-commands: demo, simulate.",
         epilog=f"Every flag can also be set by an environment variable {ENV_PREFIX}<FLAG> "
         f"(e.g. {ENV_PREFIX}REDIS_URL); BEACON_HOST is used when neither --redis-url nor --beacon-host is given.",
     )
