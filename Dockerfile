@@ -24,7 +24,7 @@ RUN sh deploy/install-venv.sh /opt/bliss-exporter /src
 # -- runtime: slim Python, the virtual environment, a non-root user ----------------------------
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="bliss-exporter" \
-      org.opencontainers.image.description="Prometheus exporter for BLISS scans published through blissdata 2.x" \
+      org.opencontainers.image.description="Prometheus exporter for BLISS scans published through blissdata (BLISS 2.x and 1.x data stores)" \
       org.opencontainers.image.licenses="MIT"
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin bliss-exporter
