@@ -173,3 +173,19 @@ def test_scan_whose_state_stream_vanished_is_lost_not_active_forever(start_expor
     assert exporter.value("bliss_active_scans", session="evicted", state="started") == 0
     stream.seal()
     assert_healthy_and_quiet(exporter)
+
+
+def test_a_data_stream_recreated_mid_scan_counts_its_new_entries(start_exporter, data_store, raw_redis):
+    """Evicted (or deleted) and written again, a stream's entries-added restarts below what was counted."""
+    exporter = start_exporter()
+    scan, stream = open_scan(data_store, "recreated", 1)  # one send of 4 points
+    stream.send(np.arange(4.0))
+    stream.send(np.arange(4.0))
+    stream.join()
+    exporter.wait_value(3, "bliss_scan_events_total", session="recreated", event_type="new_data")
+    raw_redis.delete(stream.key)  # as eviction under maxmemory allkeys-lru would
+    raw_redis.xadd(stream.key, {"payload": np.float64(1.0).tobytes()}, id="12-1")  # written again: one send
+    exporter.wait_value(4, "bliss_scan_events_total", session="recreated", event_type="new_data")
+    assert exporter.value("bliss_scan_points_total", session="recreated") == 13
+    stream.seal()
+    assert_healthy_and_quiet(exporter)

@@ -314,7 +314,11 @@ class ScanWatcher:
                 st = stats.get(cursor.key)
                 if st is None:
                     continue
-                d_entries = max(0, st.entries - cursor.entries)
+                if st.entries < cursor.entries:
+                    # the stream was re-created (evicted or deleted, then written again): its count restarts
+                    # (one re-created and written past the old count between two polls is not told apart)
+                    cursor.entries = 0
+                d_entries = st.entries - cursor.entries
                 d_points = 0 if cursor.reference else max(0, st.points - cursor.points)
                 cursor.entries += d_entries
                 cursor.points += d_points
