@@ -30,7 +30,16 @@ from .errors import (
     error_code,
     is_unavailable,
 )
-from .streams import SEAL_ID, STATUS_KINDS, StreamKind, StreamStats, log, parse_xinfo_stream, set_points, stats_from_xinfo
+from .streams import (
+    SEAL_ID,
+    STATUS_KINDS,
+    StreamKind,
+    StreamStats,
+    StreamStatsReader,
+    parse_xinfo_stream,
+    set_points,
+    stats_from_xinfo,
+)
 from .urls import normalize_redis_url
 
 HISTORY_STREAM = "_SCAN_HISTORY_"
@@ -62,7 +71,7 @@ ACL_RULES = (
 )
 
 
-class DataStoreSource:
+class DataStoreSource(StreamStatsReader):
     """The blissdata 2.x data model (store.base.Source): reads a Redis Stack written by blissdata 2.x."""
 
     model = "blissdata2"
@@ -347,31 +356,14 @@ class DataStoreSource:
             out[stream_key.decode()] = parsed
         return out
 
-    def stream_stats(self, streams: dict[str, str]) -> dict[str, StreamStats | None]:
-        """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
-        if not streams:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        keys = list(streams)
-        for key in keys:
-            pipe.xinfo_stream(key)
-        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+    def _stats_of(self, reply: dict, kind) -> StreamStats:
+        return stats_from_xinfo(reply, kind)
 
     def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
-        out: dict[str, StreamStats | None] = {}
-        status_sealed = []
-        for key, reply in zip(keys, replies):
-            if isinstance(reply, Exception):
-                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
-                    out[key] = None  # stream not created yet (no entry) or gone
-                    continue
-                raise reply
-            stats = stats_from_xinfo(reply, streams[key])
-            out[key] = stats
-            if stats.sealed and streams[key] in STATUS_KINDS:
-                status_sealed.append(key)
+        out = self._decode_stats(keys, streams, replies)
         # A sealed status stream's last entry is the seal, whose `id` counts status entries, not
         # points: the points are in the status entry before it (read once, when the seal is seen).
+        status_sealed = [k for k, st in out.items() if st is not None and st.sealed and streams[k] in STATUS_KINDS]
         if status_sealed:
             pipe = self.redis.pipeline(transaction=False)
             for key in status_sealed:
@@ -379,22 +371,8 @@ class DataStoreSource:
             for key, entries in zip(status_sealed, pipe.execute()):
                 if entries:
                     set_points(out[key], streams[key], *entries[0])
-        for key, stats in out.items():
-            if stats is not None and stats.error is not None:
-                self._stream_error(key, streams[key], *stats.error)
+        self._report_errors(out, streams)
         return out
-
-    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
-        """Log and count a stream's undecodable entries once per stream (not once per poll)."""
-        if key in self._streams_in_error:
-            return
-        self._streams_in_error[key] = True
-        while len(self._streams_in_error) > 10000:
-            self._streams_in_error.popitem(last=False)
-        log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
-                    stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
-        if self.on_stream_error is not None:
-            self.on_stream_error(reason)
 
 
 def _state(fields: dict) -> State | None:

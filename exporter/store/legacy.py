@@ -42,7 +42,7 @@ from .errors import (
     error_code,
     is_unavailable,
 )
-from .streams import StreamKind, StreamStats, log, parse_xinfo_stream
+from .streams import StreamKind, StreamStats, StreamStatsReader, log, parse_xinfo_stream
 from .urls import normalize_redis_url
 
 #: blissdata 2.x's protocol key: its presence means "not a legacy store"
@@ -204,7 +204,7 @@ def is_legacy(client: redis.Redis, sessions: Iterable[str] = ()) -> bool:
     return bool(find_sessions(client, sessions))
 
 
-class LegacySource:
+class LegacySource(StreamStatsReader):
     """Reads a BLISS 1.x data store (database 1 of the data Redis); never writes."""
 
     model = "legacy"
@@ -602,43 +602,9 @@ class LegacySource:
                 new.append((scan, name))
         return new
 
-    def stream_stats(self, streams: dict[str, StreamKind]) -> dict[str, StreamStats | None]:
-        """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
-        if not streams:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        keys = list(streams)
-        for key in keys:
-            pipe.xinfo_stream(key)
-        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+    def _stats_of(self, reply: dict, kind) -> StreamStats:
+        return legacy_stats(reply, kind)
 
-    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
-        out: dict[str, StreamStats | None] = {}
-        for key, reply in zip(keys, replies):
-            if isinstance(reply, Exception):
-                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
-                    out[key] = None  # gone (expired, evicted) or not created
-                    continue
-                raise reply
-            stats = legacy_stats(reply, streams[key])
-            out[key] = stats
-            if stats.error is not None:
-                self._stream_error(key, streams[key], *stats.error)
-        return out
-
-    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
-        """Log and count a stream's undecodable entries once per stream (not once per poll)."""
-        if key in self._streams_in_error:
-            return
-        self._streams_in_error[key] = True
-        while len(self._streams_in_error) > 10000:
-            self._streams_in_error.popitem(last=False)
-        log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
-                    stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
-        if self.on_stream_error is not None:
-            self.on_stream_error(reason)
-
-    # -- end of scans -----------------------------------------------------------------------------
     def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
         """Final stats, end reason and existence of closed scans, in one round trip.
 

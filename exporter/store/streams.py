@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import redis
 import structlog
+
+from .errors import is_unavailable
 
 log = structlog.get_logger("bliss_exporter.source")
 
@@ -226,3 +230,61 @@ def _lima2_frames(dtype: str | None, fields: dict) -> int:
             "bad_status", f"lima2 status payload holds {values.size} {values.dtype} values, not {length} integers"
         )
     return _int(int(values[-1]), "bad_status", "lima2 frames")
+
+
+class StreamStatsReader:
+    """What every data model does with its data streams' XINFO STREAM replies (a mixin of the sources).
+
+    Subclasses give `redis`, `on_stream_error` and `_stats_of(reply, kind)` (their entries' decoding);
+    a stream whose entries stop giving points is logged and counted once, not once per poll.
+    """
+
+    redis: object
+    on_stream_error: object = None
+    _streams_in_error: OrderedDict
+
+    def _stats_of(self, reply: dict, kind) -> StreamStats:
+        raise NotImplementedError
+
+    def stream_stats(self, streams: dict) -> dict[str, StreamStats | None]:
+        """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
+        if not streams:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        keys = list(streams)
+        for key in keys:
+            pipe.xinfo_stream(key)
+        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+
+    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+        out = self._decode_stats(keys, streams, replies)
+        self._report_errors(out, streams)
+        return out
+
+    def _decode_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+        out: dict[str, StreamStats | None] = {}
+        for key, reply in zip(keys, replies):
+            if isinstance(reply, Exception):
+                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
+                    out[key] = None  # not created yet, or gone (deleted, expired, evicted)
+                    continue
+                raise reply
+            out[key] = self._stats_of(reply, streams[key])
+        return out
+
+    def _report_errors(self, out: dict, streams: dict) -> None:
+        for key, stats in out.items():
+            if stats is not None and stats.error is not None:
+                self._stream_error(key, streams[key], *stats.error)
+
+    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
+        """Log and count a stream's undecodable entries once per stream (not once per poll)."""
+        if key in self._streams_in_error:
+            return
+        self._streams_in_error[key] = True
+        while len(self._streams_in_error) > 10000:
+            self._streams_in_error.popitem(last=False)
+        log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
+                    stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
+        if self.on_stream_error is not None:
+            self.on_stream_error(reason)
