@@ -775,14 +775,7 @@ def report(r: dict, args) -> bool:
         out(f"A. Throughput: {truth['scans']} scans, {args.streams} streams/scan, {args.events} sends/stream, "
             f"{args.points} points/send, {args.concurrent} concurrent/publisher, {args.publishers} publisher(s)")
         out("")
-        out("| event_type | truth | exporter | baseline (seed port) | baseline error |")
-        out("|---|---:|---:|---:|---:|")
-        for t in EVENT_TYPES + ("points",):
-            tv = truth["points"] if t == "points" else truth["events"].get(t, 0)
-            ev = exp["points"] if t == "points" else exp["events"].get(t, 0)
-            bv = "-" if base is None else (base["points"] if t == "points" else base["events"].get(t, 0))
-            be = "-" if base is None else pct(bv, tv)
-            out(f"| {t} | {tv} | {ev} | {bv} | {be} |")
+        counts_table(out, truth, exp, base)
         out("")
         out("| process | CPU s | wall s (from publish start to done) |")
         out("|---|---:|---:|")
@@ -895,14 +888,8 @@ def report(r: dict, args) -> bool:
     return all(ok for _, ok, _ in verdicts)
 
 
-def report_short(sh: dict, args, out, verdicts: list) -> None:
-    truth, exp, base = sh["truth"], sh["exporter"], sh["baseline"]
-    n = sh["scans"]
-    out(f"S. Short scans: {n} scans = {args.short_scans} plain ({args.short_streams} channels x "
-        f"{args.short_events} points, 1 point per send, {args.short_concurrent} at a time) + "
-        f"{args.short_sequences} sequences ({args.short_children} children each, one after the other, "
-        f"SUBSCANS references), published at full rate")
-    out("")
+def counts_table(out, truth: dict, exp: dict, base: dict | None) -> None:
+    """Events by type and points: the publisher's truth, the exporter's and the baseline's counts."""
     out("| event_type | truth | exporter | baseline (seed port) | baseline error |")
     out("|---|---:|---:|---:|---:|")
     for t in EVENT_TYPES + ("points",):
@@ -911,6 +898,17 @@ def report_short(sh: dict, args, out, verdicts: list) -> None:
         bv = "-" if base is None else (base["points"] if t == "points" else base["events"].get(t, 0))
         be = "-" if base is None else pct(bv, tv)
         out(f"| {t} | {tv} | {ev} | {bv} | {be} |")
+
+
+def report_short(sh: dict, args, out, verdicts: list) -> None:
+    truth, exp, base = sh["truth"], sh["exporter"], sh["baseline"]
+    n = sh["scans"]
+    out(f"S. Short scans: {n} scans = {args.short_scans} plain ({args.short_streams} channels x "
+        f"{args.short_events} points, 1 point per send, {args.short_concurrent} at a time) + "
+        f"{args.short_sequences} sequences ({args.short_children} children each, one after the other, "
+        f"SUBSCANS references), published at full rate")
+    out("")
+    counts_table(out, truth, exp, base)
     out("")
     out("| process | CPU s | CPU ms/scan | wall s (from publish start to done) |")
     out("|---|---:|---:|---:|")
