@@ -57,13 +57,14 @@ class ExporterView:
 
     def __call__(self, event: Event) -> None:
         """Sink: remember sessions seen and scans that ended or were lost."""
-        match event:
-            case ScanDiscovered(scan):
-                self._sessions.add(scan.session)
-            case ScanEnded(scan):
-                self._remember(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
-            case ScanLost(scan, reason):
-                self._remember(scan, f"LOST ({reason})", None, None)
+        kind = type(event)
+        if kind is ScanDiscovered:
+            self._sessions.add(event.scan.session)
+        elif kind is ScanEnded:
+            scan = event.scan
+            self._remember(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
+        elif kind is ScanLost:
+            self._remember(event.scan, f"LOST ({event.reason})", None, None)
 
     def _remember(self, scan: ScanRecord, end_reason: str, duration: float | None, ended_at: float | None) -> None:
         self._recent.appendleft(EndedScan(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import orjson
 import structlog
@@ -21,6 +22,23 @@ def default_format(stream=None) -> str:
     return "console" if getattr(stream, "isatty", lambda: False)() else "json"
 
 
+class UtcTimeStamper:
+    """`timestamp` as structlog's TimeStamper(fmt="iso", utc=True) writes it, the date formatted once a second."""
+
+    def __init__(self, key: str = "timestamp"):
+        self.key = key
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _, __, event_dict):
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict[self.key] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
+
+
 def _event_first(_, __, event_dict):
     """timestamp, level and event lead each line; the event's own fields follow."""
     head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
@@ -34,7 +52,7 @@ def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     numeric = getattr(logging, level.upper())
     shared = [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        UtcTimeStamper("timestamp"),
         _event_first,
     ]
     text_renderer = (
@@ -67,8 +85,12 @@ def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     root.setLevel(max(numeric, logging.WARNING))
 
 
+_EVENT_TYPES = tuple((event, event.value) for event in EventType)
+
+
 def event_counts(scan: ScanRecord) -> dict[str, int]:
-    return {event.value: scan.counts.get(event, 0) for event in EventType}
+    counts = scan.counts
+    return {name: counts.get(event, 0) for event, name in _EVENT_TYPES}
 
 
 def sequence_fields(scan: ScanRecord) -> dict:
@@ -89,30 +111,50 @@ class LogSink:
     """Writes scan_start / scan_end (and skips, losses, sequence errors) log lines."""
 
     def __init__(self, logger=None):
-        self.log = logger or structlog.get_logger("bliss_exporter")
+        self._logger = logger
+        self._log = None  # bound on first use: after main() configured structlog
+        self._handlers = {ScanDiscovered: self._discovered, ScanEnded: self._ended, ScanLost: self._lost,
+                          ScanSkipped: self._skipped, SequenceError: self._sequence_error}
+
+    @property
+    def log(self):
+        if self._log is None:
+            self._log = (self._logger or structlog.get_logger("bliss_exporter")).bind()
+        return self._log
 
     def __call__(self, event: Event) -> None:
-        match event:
-            case ScanDiscovered(scan):
-                self.log.info(
-                    "scan_start", session=scan.session, scan=scan.label, uris=scan.uris, scan_type=scan.scan_type,
-                    title=scan.title, adopted=scan.adopted, **sequence_fields(scan), key=scan.key,
-                )
-            case ScanEnded(scan):
-                duration = scan.duration
-                self.log.info(
-                    "scan_end", session=scan.session, scan=scan.label, uris=scan.uris,
-                    duration_seconds=round(duration, 3) if duration is not None else None,
-                    end_reason=scan.end_reason, points=scan.points, events=event_counts(scan),
-                    **sequence_fields(scan), key=scan.key,
-                )
-            case ScanLost(scan, reason):
-                self.log.warning(
-                    "scan_lost", session=scan.session, scan=scan.label, reason=reason,
-                    points=scan.points, events=event_counts(scan), key=scan.key,
-                )
-            case ScanSkipped(key, reason, detail):
-                self.log.warning("scan_skipped", key=key, reason=reason, detail=detail)
-            case SequenceError(scan, reason, detail):
-                self.log.warning("sequence_error", session=scan.session, scan=scan.label, reason=reason,
-                                 detail=detail, key=scan.key)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _discovered(self, event: ScanDiscovered) -> None:
+        scan = event.scan
+        self.log.info(
+            "scan_start", session=scan.session, scan=scan.label, uris=scan.uris, scan_type=scan.scan_type,
+            title=scan.title, adopted=scan.adopted, **sequence_fields(scan), key=scan.key,
+        )
+
+    def _ended(self, event: ScanEnded) -> None:
+        scan = event.scan
+        duration = scan.duration
+        self.log.info(
+            "scan_end", session=scan.session, scan=scan.label, uris=scan.uris,
+            duration_seconds=round(duration, 3) if duration is not None else None,
+            end_reason=scan.end_reason, points=scan.points, events=event_counts(scan),
+            **sequence_fields(scan), key=scan.key,
+        )
+
+    def _lost(self, event: ScanLost) -> None:
+        scan = event.scan
+        self.log.warning(
+            "scan_lost", session=scan.session, scan=scan.label, reason=event.reason,
+            points=scan.points, events=event_counts(scan), key=scan.key,
+        )
+
+    def _skipped(self, event: ScanSkipped) -> None:
+        self.log.warning("scan_skipped", key=event.key, reason=event.reason, detail=event.detail)
+
+    def _sequence_error(self, event: SequenceError) -> None:
+        scan = event.scan
+        self.log.warning("sequence_error", session=scan.session, scan=scan.label, reason=event.reason,
+                         detail=event.detail, key=scan.key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
 from ..model import ACTIVE_STATES, ROLES, EventType, clean_label_value
@@ -37,7 +37,17 @@ class BoundedLabel:
         self.length = length
         self.values: set[str] = set(known)
 
+        self._seen: dict[str, str] = {}  # raw value -> label value, bounded like the values
+
     def __call__(self, value: str) -> str:
+        label = self._seen.get(value)
+        if label is None:
+            label = self._label(value)
+            if len(self._seen) < 4 * self.limit:
+                self._seen[value] = label
+        return label
+
+    def _label(self, value: str) -> str:
         value = clean_label_value(value, self.length)
         if value in self.values:
             return value
@@ -45,6 +55,45 @@ class BoundedLabel:
             self.values.add(value)
             return value
         return OTHER
+
+
+class ScanCounts:
+    """bliss_scan_events_total and bliss_scan_points_total, kept as plain integers and exposed at scrape time.
+
+    Counted several times per scan: an integer addition (one writer, the watchers' greenlets) costs a
+    fraction of a prometheus_client Counter child's locked increment.
+    """
+
+    def __init__(self):
+        self.events: dict[str, dict[EventType, int]] = {}
+        self.points: dict[str, int] = {}
+
+    def add_session(self, session: str) -> None:
+        """Every series of a session, at 0, so that increase() sees its first events."""
+        if session not in self.events:
+            self.events[session] = dict.fromkeys(EventType, 0)
+            self.points[session] = 0
+
+    def add(self, session: str, events, points: int) -> None:
+        by_event = self.events.get(session)
+        if by_event is None:
+            self.add_session(session)
+            by_event = self.events[session]
+        for event_type, n in events.items():
+            by_event[event_type] += n
+        if points:
+            self.points[session] += points
+
+    def collect(self):
+        events = CounterMetricFamily("bliss_scan_events", "Scan events seen, by type.", labels=["session", "event_type"])
+        points = CounterMetricFamily("bliss_scan_points", "Points published on data streams (lima: frames).",
+                                     labels=["session"])
+        for session, by_event in list(self.events.items()):
+            for event_type, n in list(by_event.items()):
+                events.add_metric([session, event_type.value], n)
+            points.add_metric([session], self.points[session])
+        yield events
+        yield points
 
 
 class ActiveScansCollector:
@@ -119,16 +168,13 @@ class ExporterMetrics:
     ):
         self.registry = registry
         self._sessions_initialised: set[str] = set()
-        self._per_session: dict[str, tuple[dict, object]] = {}
         self._types_seen: set[tuple[str, str]] = set()
+        self._handlers = {ScanCounted: self._counted, ScanDiscovered: self._discovered, ScanEnded: self._ended,
+                          ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
-        self.events = Counter(
-            "bliss_scan_events", "Scan events seen, by type.", ["session", "event_type"], registry=registry
-        )
-        self.points = Counter(
-            "bliss_scan_points", "Points published on data streams (lima: frames).", ["session"], registry=registry
-        )
+        self.counts = ScanCounts()
+        registry.register(self.counts)
         self.duration = Histogram(
             "bliss_scan_duration_seconds",
             "Scan duration from STARTED (or creation) to CLOSED, observed when the scan closes.",
@@ -191,11 +237,7 @@ class ExporterMetrics:
     def _see_session(self, session: str) -> None:
         if session not in self._sessions_initialised:
             self._sessions_initialised.add(session)
-            # the children counted on every poll, looked up once per session (labels() is not free)
-            self._per_session[session] = (
-                {event: self.events.labels(session, event.value) for event in EventType},
-                self.points.labels(session),
-            )
+            self.counts.add_session(session)
             self.lost.labels(session)
 
     def _see_scan_type(self, session: str, scan_type: str) -> None:
@@ -207,36 +249,37 @@ class ExporterMetrics:
                     self.ended.labels(session, scan_type, role, reason)
                 self.duration.labels(session, scan_type, role)
 
-    def _children_of(self, session: str):
-        self._see_session(session)
-        return self._per_session[session]
-
     def count_stream_error(self, reason: str) -> None:
         """A data stream's entries stopped giving points (reported once per stream by the source)."""
         self.stream_errors.labels(reason).inc()
 
     # -- sink --------------------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
-        match event:
-            case ScanCounted(scan, events, points):
-                by_event, points_child = self._per_session.get(scan.session) or self._children_of(scan.session)
-                for event_type, n in events.items():
-                    if n:
-                        by_event[event_type].inc(n)
-                if points:
-                    points_child.inc(points)
-            case ScanDiscovered(scan):
-                self._see_session(scan.session)
-                self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
-            case ScanEnded(scan):
-                scan_type = self.scan_type_label(scan.scan_type)
-                reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
-                self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
-                if scan.duration is not None:
-                    self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
-            case ScanLost(scan, _):
-                self.lost.labels(scan.session).inc()
-            case ScanSkipped(_, reason, _):
-                self.skipped.labels(reason).inc()
-            case SequenceError(_, reason, _):
-                self.sequence_errors.labels(reason).inc()
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _counted(self, event: ScanCounted) -> None:
+        self.counts.add(event.scan.session, event.events, event.points)
+
+    def _discovered(self, event: ScanDiscovered) -> None:
+        scan = event.scan
+        self._see_session(scan.session)
+        self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
+
+    def _ended(self, event: ScanEnded) -> None:
+        scan = event.scan
+        scan_type = self.scan_type_label(scan.scan_type)
+        reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
+        self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
+        if scan.duration is not None:
+            self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
+
+    def _lost(self, event: ScanLost) -> None:
+        self.lost.labels(event.scan.session).inc()
+
+    def _skipped(self, event: ScanSkipped) -> None:
+        self.skipped.labels(event.reason).inc()
+
+    def _sequence_error(self, event: SequenceError) -> None:
+        self.sequence_errors.labels(event.reason).inc()

@@ -5,14 +5,15 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Callable
 
+import orjson
 import redis
 
 from ..model import State
 from .base import Closing, NewScans, ScanStreams
+from .batch import run_batch
 from .documents import (
     SCAN_PREFIX,
     ScanDocument,
@@ -161,16 +162,15 @@ class DataStoreSource(StreamStatsReader):
     def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
         """History entries after `position` and, in the same round trip, whether any were trimmed away."""
         sequence, since = position
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xread({HISTORY_STREAM: since}, block=block_ms, count=count)
-        pipe.xinfo_stream(HISTORY_STREAM)
-        raw, info = pipe.execute(raise_on_error=False)
+        xread = ("XREAD", "COUNT", count) + (("BLOCK", block_ms) if block_ms is not None else ()) + (
+            "STREAMS", HISTORY_STREAM, since)
+        raw, info = run_batch(self.redis, [xread, ("XINFO", "STREAM", HISTORY_STREAM)])
         for reply in (raw, info):
             if isinstance(reply, Exception) and (is_unavailable(reply) or not _no_such_key(reply)):
                 raise reply
-        entries = [(entry_id.decode(), fields.get(b"key"))
+        entries = [(entry_id.decode(), _field(fields, b"key"))
                    for _, stream in (raw if not isinstance(raw, Exception) else None) or () for entry_id, fields in stream]
-        added, length, last = self._history_info(info)
+        added, length, last = self._history_info(None if isinstance(info, Exception) else parse_xinfo_stream(info))
         if not entries:
             return NewScans([], position)
         keys = [key.decode() for _, key in entries if key]
@@ -202,12 +202,11 @@ class DataStoreSource(StreamStatsReader):
         A deleted scan (expiring within 10 s) counts as gone unless `deleted_ok`: its last
         document can still be read, e.g. for the end_reason of a scan deleted while watched.
         """
-        pipe = self.redis.pipeline(transaction=False)
         wanted = [k for k in keys if k.startswith(SCAN_PREFIX)]
+        commands = []
         for key in wanted:
-            pipe.ttl(key)
-            pipe.execute_command("JSON.GET", key)
-        replies = iter(pipe.execute(raise_on_error=False) if wanted else ())
+            commands += (("TTL", key), ("JSON.GET", key))
+        replies = iter(run_batch(self.redis, commands))
         out: dict[str, ScanDocument | ScanGone | ScanInvalid] = {
             k: ScanInvalid(f"not a scan key: {k!r}") for k in keys if not k.startswith(SCAN_PREFIX)}
         for key in wanted:
@@ -221,7 +220,9 @@ class DataStoreSource(StreamStatsReader):
                 out[key] = ScanInvalid(f"{key}: {doc}")
             else:
                 try:
-                    out[key] = parse_scan_document(key, doc)
+                    out[key] = parse_scan_document(key, orjson.loads(doc))
+                except orjson.JSONDecodeError as exc:
+                    out[key] = ScanInvalid(f"{key}: not JSON: {exc}")
                 except ScanInvalid as exc:
                     out[key] = exc
         return out
@@ -235,11 +236,11 @@ class DataStoreSource(StreamStatsReader):
 
     def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
         """Those of these scans whose state stream's last entry is not CLOSED, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for doc in docs:
-            pipe.xrevrange(doc.state_keys[0], count=1)
         active = []
-        for doc, entries in zip(docs, pipe.execute() if docs else ()):
+        for doc, entries in zip(docs, run_batch(self.redis, [("XREVRANGE", doc.state_keys[0], "+", "-", "COUNT", 1)
+                                                             for doc in docs])):
+            if isinstance(entries, Exception):
+                raise entries
             state = _state(entries[0][1]) if entries else None
             if state is not None and state is not State.CLOSED:
                 active.append(doc)
@@ -247,17 +248,14 @@ class DataStoreSource(StreamStatsReader):
 
     def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
         """The data streams listed in several scan documents, in one round trip (one node each)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.execute_command("JSON.GET", key, "$.data_streams")
         out: dict[str, ScanStreams | ScanGone | ScanInvalid] = {}
-        for key, found in zip(keys, pipe.execute(raise_on_error=False) if keys else ()):
+        for key, found in zip(keys, run_batch(self.redis, [("JSON.GET", key, "$.data_streams") for key in keys])):
             if isinstance(found, Exception):
                 if is_unavailable(found) or not isinstance(found, redis.ResponseError):
                     raise found
                 out[key] = ScanInvalid(f"{key}: {found}")
                 continue
-            found = self._json_reply(found)
+            found = _json_reply(found)
             if not found:
                 out[key] = ScanGone(key)
                 continue
@@ -269,20 +267,13 @@ class DataStoreSource(StreamStatsReader):
             out[key] = ScanStreams(streams, nodes=len(streams))
         return out
 
-    @staticmethod
-    def _json_reply(found):
-        if isinstance(found, (bytes, str)):
-            return json.loads(found)
-        return found
-
     def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
         """Final stream stats and end_reason of several closed scans, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
+        commands = []
         for key, streams in scans.items():
-            for stream_key in streams:
-                pipe.xinfo_stream(stream_key)
-            pipe.execute_command("JSON.GET", key, "$.info.end_reason")
-        replies = iter(pipe.execute(raise_on_error=False) if scans else ())
+            commands += [("XINFO", "STREAM", stream_key) for stream_key in streams]
+            commands.append(("JSON.GET", key, "$.info.end_reason"))
+        replies = iter(run_batch(self.redis, commands))
         all_keys, all_streams, all_replies, reasons = [], {}, [], {}
         for key, streams in scans.items():
             for stream_key in streams:
@@ -300,7 +291,7 @@ class DataStoreSource(StreamStatsReader):
                     raise reason
                 out[key] = Closing(mine, None, True)
                 continue
-            reason = self._json_reply(reason)
+            reason = _json_reply(reason)
             if reason is None:
                 out[key] = Closing(mine, None, False)
             else:
@@ -313,14 +304,16 @@ class DataStoreSource(StreamStatsReader):
         A scan is dead when its document is gone or deleted, or when its state stream vanished
         (evicted under memory pressure, deleted): no CLOSED can ever come then.
         """
-        pipe = self.redis.pipeline(transaction=False)
+        commands = []
         for key, state_keys in scans.items():
-            pipe.ttl(key)
-            pipe.exists(*state_keys)
-        replies = iter(pipe.execute())
+            commands += (("TTL", key), ("EXISTS", *state_keys))
+        replies = iter(run_batch(self.redis, commands))
         out = {}
         for key, state_keys in scans.items():
             ttl, existing = next(replies), next(replies)
+            for reply in (ttl, existing):
+                if isinstance(reply, Exception):
+                    raise reply
             out[key] = ("vanished" if _deleted(ttl) else None if existing == len(state_keys)
                         else "state stream vanished")
         return out
@@ -347,14 +340,12 @@ class DataStoreSource(StreamStatsReader):
         """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""
         if not cursors:
             return {}
-        raw = self.redis.xread(cursors, block=block_ms)
-        out: dict[str, list[tuple[str, State]]] = {}
-        for stream_key, entries in raw or ():
-            parsed = []
-            for entry_id, fields in entries:
-                parsed.append((entry_id.decode(), _state(fields)))
-            out[stream_key.decode()] = parsed
-        return out
+        xread = ("XREAD",) + (("BLOCK", block_ms) if block_ms is not None else ()) + ("STREAMS", *cursors, *cursors.values())
+        (raw,) = run_batch(self.redis, [xread])
+        if isinstance(raw, Exception):
+            raise raw
+        return {stream_key.decode(): [(entry_id.decode(), _state(fields)) for entry_id, fields in entries]
+                for stream_key, entries in raw or ()}
 
     def _stats_of(self, reply: dict, kind) -> StreamStats:
         return stats_from_xinfo(reply, kind)
@@ -375,11 +366,31 @@ class DataStoreSource(StreamStatsReader):
         return out
 
 
-def _state(fields: dict) -> State | None:
-    try:
-        return State(int(fields[b"state"]))
-    except (KeyError, ValueError):
-        return None
+_STATES = {str(int(state)).encode(): state for state in State}
+
+
+def _state(fields: list) -> State | None:
+    """The state of a raw state stream entry ([field, value, ...]); None if it has none."""
+    value = _field(fields, b"state")
+    state = _STATES.get(value)
+    if state is None and value is not None:
+        try:
+            state = State(int(value))
+        except ValueError:
+            return None
+    return state
+
+
+def _field(fields: list, name: bytes):
+    """A field's value in a raw stream entry ([field, value, ...]), None if absent."""
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == name:
+            return fields[i + 1]
+    return None
+
+
+def _json_reply(found):
+    return orjson.loads(found) if isinstance(found, (bytes, str)) else found
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import redis
 import structlog
 
+from .batch import run_batch
 from .errors import is_unavailable
 
 log = structlog.get_logger("bliss_exporter.source")
@@ -250,11 +251,8 @@ class StreamStatsReader:
         """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
         if not streams:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
         keys = list(streams)
-        for key in keys:
-            pipe.xinfo_stream(key)
-        return self._parse_stats(keys, streams, pipe.execute(raise_on_error=False))
+        return self._parse_stats(keys, streams, run_batch(self.redis, [("XINFO", "STREAM", key) for key in keys]))
 
     def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
         out = self._decode_stats(keys, streams, replies)
@@ -269,7 +267,7 @@ class StreamStatsReader:
                     out[key] = None  # not created yet, or gone (deleted, expired, evicted)
                     continue
                 raise reply
-            out[key] = self._stats_of(reply, streams[key])
+            out[key] = self._stats_of(parse_xinfo_stream(reply) if isinstance(reply, list) else reply, streams[key])
         return out
 
     def _report_errors(self, out: dict, streams: dict) -> None:
