@@ -80,7 +80,7 @@ def clean_label_value(value: object, limit: int = 64) -> str:
     return text[:limit] or "unknown"
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamCursor:
     """The exporter's view of one data stream: what was already counted."""
 
@@ -116,7 +116,7 @@ class ScanRecord:
     started_at: float | None = None
     closed_at: float | None = None
     last_event_at: float | None = None
-    end_reason: str | None = None
+    end_reason: str | None = None  # scan.info end_reason, written when the scan closes
     streams: dict[str, StreamCursor] = field(default_factory=dict)
     streams_known: bool = False
     nodes_counted: int = 0  # nodes under the scan counted as new_node (streams for blissdata 2.x)
@@ -209,6 +209,8 @@ def record_from_document(doc, adopted: bool) -> ScanRecord:
         record.created_at = stream_id_time(created_id)
     set_streams(record, doc.streams)
     record.streams_known = bool(doc.streams)
+    end_reason = info.get("end_reason")  # the document was read after the scan closed
+    record.end_reason = str(end_reason) if end_reason else None
     _set_sequence_info(record, info)
     return record
 
@@ -235,5 +237,7 @@ def _set_sequence_info(record: ScanRecord, info: dict) -> None:
 
 
 def set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
+    known = record.streams
     for name, (key, kind) in streams.items():
-        record.streams.setdefault(key, StreamCursor(key=key, name=name, kind=kind))
+        if key not in known:
+            known[key] = StreamCursor(key, name, kind)

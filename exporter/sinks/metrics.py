@@ -169,6 +169,7 @@ class ExporterMetrics:
         self.registry = registry
         self._sessions_initialised: set[str] = set()
         self._types_seen: set[tuple[str, str]] = set()
+        self._ended_cache: dict[tuple[str, str, str, str], tuple] = {}  # raw labels -> (ended, duration) children
         self._handlers = {ScanCounted: self._counted, ScanDiscovered: self._discovered, ScanEnded: self._ended,
                           ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
         self.scan_type_label = BoundedLabel(max_scan_types)
@@ -269,11 +270,23 @@ class ExporterMetrics:
 
     def _ended(self, event: ScanEnded) -> None:
         scan = event.scan
-        scan_type = self.scan_type_label(scan.scan_type)
-        reason = self.end_reason_label(scan.end_reason or "UNKNOWN")
-        self.ended.labels(scan.session, scan_type, scan.role, reason).inc()
+        labels = (scan.session, scan.scan_type, scan.role, scan.end_reason or "UNKNOWN")
+        children = self._ended_cache.get(labels)
+        if children is None:
+            children = self._ended_children_of(*labels)
+        ended, duration = children
+        ended.inc()
         if scan.duration is not None:
-            self.duration.labels(scan.session, scan_type, scan.role).observe(scan.duration)
+            duration.observe(scan.duration)
+
+    def _ended_children_of(self, session: str, scan_type: str, role: str, end_reason: str):
+        """The ended counter and duration histogram children of these (raw) labels, looked up once."""
+        label = self.scan_type_label(scan_type)
+        children = (self.ended.labels(session, label, role, self.end_reason_label(end_reason)),
+                    self.duration.labels(session, label, role))
+        if len(self._ended_cache) < 10000:
+            self._ended_cache[(session, scan_type, role, end_reason)] = children
+        return children
 
     def _lost(self, event: ScanLost) -> None:
         self.lost.labels(event.scan.session).inc()

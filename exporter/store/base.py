@@ -9,7 +9,7 @@ it can into one round trip: the watchers call each of them once per cycle for ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Collection, Protocol
 
 from ..model import State
 from .documents import ScanDocument
@@ -98,8 +98,9 @@ class Source(Protocol):
     def stream_stats(self, streams: dict[str, StreamKind]) -> dict[str, StreamStats | None]:
         """Counters of many data streams in one round trip: {stream key: stats, or None if absent}."""
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
-        """Final stats and end reason of several closed scans ({scan key: its unsealed streams})."""
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
+        """Final stats and end reason of several closed scans ({scan key: its unsealed streams}); the end
+        reason (and existence) of those in `reasons_known` is not read again (None, True)."""
 
     def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
         """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""

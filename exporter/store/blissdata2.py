@@ -6,7 +6,7 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Collection
 
 import orjson
 import redis
@@ -267,12 +267,16 @@ class DataStoreSource(StreamStatsReader):
             out[key] = ScanStreams(streams, nodes=len(streams))
         return out
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
-        """Final stream stats and end_reason of several closed scans, in one round trip."""
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
+        """Final stream stats and end_reason of several closed scans, in one round trip.
+
+        A scan whose document was read after it closed (its end_reason known) needs only its streams.
+        """
         commands = []
         for key, streams in scans.items():
             commands += [("XINFO", "STREAM", stream_key) for stream_key in streams]
-            commands.append(("JSON.GET", key, "$.info.end_reason"))
+            if key not in reasons_known:
+                commands.append(("JSON.GET", key, "$.info.end_reason"))
         replies = iter(run_batch(self.redis, commands))
         all_keys, all_streams, all_replies, reasons = [], {}, [], {}
         for key, streams in scans.items():
@@ -280,12 +284,15 @@ class DataStoreSource(StreamStatsReader):
                 all_keys.append(stream_key)
                 all_streams[stream_key] = streams[stream_key]
                 all_replies.append(next(replies))
-            reasons[key] = next(replies)
+            reasons[key] = None if key in reasons_known else next(replies)
         stats = self._parse_stats(all_keys, all_streams, all_replies)
         out = {}
         for key, streams in scans.items():
             reason = reasons[key]
             mine = {k: stats[k] for k in streams}
+            if key in reasons_known:
+                out[key] = Closing(mine, None, True)
+                continue
             if isinstance(reason, Exception):
                 if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
                     raise reason

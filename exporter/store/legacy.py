@@ -24,7 +24,7 @@ import fnmatch
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 import redis
 
@@ -605,7 +605,7 @@ class LegacySource(StreamStatsReader):
     def _stats_of(self, reply: dict, kind) -> StreamStats:
         return legacy_stats(reply, kind)
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]]) -> dict[str, Closing]:
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
         """Final stats, end reason and existence of closed scans, in one round trip.
 
         The end reason is `_end`'s `__EXCEPTION__` (written atomically with END_SCAN); the `_info`

@@ -113,18 +113,25 @@ def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream
     return StreamKind(name, dtype=str(dtype) if dtype is not None else None, plugin=plugin, scan=scan, stream=stream)
 
 
+#: The XINFO STREAM fields the data models read (the others are skipped, not decoded).
+XINFO_FIELDS = {name.encode(): name for name in
+                ("length", "entries-added", "last-generated-id", "max-deleted-entry-id", "last-entry")}
+
+
 def parse_xinfo_stream(response, **options) -> dict:
     """XINFO STREAM's reply as redis-py gives it ({str: value}, `last-entry` as (id, {field: value})),
-    without the generic pair decoding of every key and entry: it runs for every data stream polled."""
+    only the fields in XINFO_FIELDS: it runs for every data stream polled."""
     if not isinstance(response, list):  # RESP3 or already parsed
         return {k.decode() if isinstance(k, bytes) else k: v for k, v in response.items()}
-    it = iter(response)
-    data = {key.decode(): value for key, value in zip(it, it)}
+    data = {}
+    for i in range(0, len(response) - 1, 2):
+        name = XINFO_FIELDS.get(response[i])
+        if name is not None:
+            data[name] = response[i + 1]
     last = data.get("last-entry")
     if last is not None and last[0] is not None:
         fields = iter(last[1])
         data["last-entry"] = (last[0], dict(zip(fields, fields)))
-    data.pop("first-entry", None)  # never read
     return data
 
 

@@ -307,45 +307,55 @@ class ScanWatcher:
         self._read_references(records)
 
     def _apply_stats(self, records: list[ScanRecord], stats: dict) -> None:
-        now = self.clock()
         for record in records:
-            new_entries = new_points = 0
-            for cursor in record.streams.values():
-                st = stats.get(cursor.key)
-                if st is None:
-                    continue
-                if st.entries < cursor.entries:
-                    # the stream was re-created (evicted or deleted, then written again): its count restarts
-                    # (one re-created and written past the old count between two polls is not told apart)
-                    cursor.entries = 0
-                d_entries = st.entries - cursor.entries
-                d_points = 0 if cursor.reference else max(0, st.points - cursor.points)
-                cursor.entries += d_entries
-                cursor.points += d_points
-                cursor.sealed = st.sealed
-                # an adopted scan's history is counted, but is not recent activity
-                if (d_entries or d_points) and (cursor.observed or not record.adopted):
-                    record.touch(now)
-                cursor.observed = True
-                new_entries += d_entries
-                new_points += d_points
+            new_entries, new_points = self._new_data(record, stats)
             if new_entries or new_points:
                 events = Counter({EventType.NEW_DATA: new_entries}) if new_entries else Counter()
                 self._count(record, events, new_points)
 
+    def _new_data(self, record: ScanRecord, stats: dict) -> tuple[int, int]:
+        """Take a scan's new stream stats into its cursors: (new data entries, new points)."""
+        now = self.clock()
+        new_entries = new_points = 0
+        for cursor in record.streams.values():
+            st = stats.get(cursor.key)
+            if st is None:
+                continue
+            if st.entries < cursor.entries:
+                # the stream was re-created (evicted or deleted, then written again): its count restarts
+                # (one re-created and written past the old count between two polls is not told apart)
+                cursor.entries = 0
+            d_entries = st.entries - cursor.entries
+            d_points = 0 if cursor.reference else max(0, st.points - cursor.points)
+            cursor.entries += d_entries
+            cursor.points += d_points
+            cursor.sealed = st.sealed
+            # an adopted scan's history is counted, but is not recent activity
+            if (d_entries or d_points) and (cursor.observed or not record.adopted):
+                record.touch(now)
+            cursor.observed = True
+            new_entries += d_entries
+            new_points += d_points
+        return new_entries, new_points
+
     def _close(self, records: list[ScanRecord]) -> None:
         """Final counts and end of closed scans (streams are sealed before CLOSED), one read for all."""
-        ends = self.source.closing({r.key: self._unsealed([r]) for r in records})
+        ends = self.source.closing({r.key: self._unsealed([r]) for r in records},
+                                   reasons_known={r.key for r in records if r.end_reason})
+        last_data = {}
         for record in records:
-            end = ends[record.key]
-            self._apply_stats([record], end.stats)
+            last_data[record.key] = self._new_data(record, ends[record.key].stats)
         self._read_references(records)
         for record in records:
             end = ends[record.key]
             # only a deletion makes a closed scan's document disappear
-            record.end_reason = "DELETION" if not end.exists else end.end_reason or "UNKNOWN"
+            record.end_reason = "DELETION" if not end.exists else end.end_reason or record.end_reason or "UNKNOWN"
             self._forget(record)
-            self._count(record, Counter({EventType.END_SCAN: record.pending_end}), 0)
+            new_entries, new_points = last_data[record.key]
+            events = Counter({EventType.END_SCAN: record.pending_end})
+            if new_entries:
+                events[EventType.NEW_DATA] = new_entries
+            self._count(record, events, new_points)  # its last data and its end: one update
             record.pending_end = 0
             self.emit(ScanEnded(record))
 
