@@ -36,7 +36,7 @@ class Config:
     listen_port: int = DEFAULT_PORT
     telemetry_path: str = "/metrics"
     poll_interval: float = 0.5
-    health_interval: float = 2.0
+    health_interval: float = 5.0  # self-test period (also run before any watcher restarts)
     stall_threshold: float = 600.0
     stall_factor: float = 10.0
     duration_buckets: tuple = DEFAULT_DURATION_BUCKETS

@@ -101,11 +101,7 @@ class DataStoreSource(StreamStatsReader):
         One round trip: the protocol key, then a probe of each read command (READ_COMMANDS); a
         denied command names itself (DataStoreUnavailable), so does a key of the wrong type.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.execute_command("FT._LIST")
-        for probe in READ_COMMANDS.values():
-            pipe.execute_command(*probe)
-        replies = pipe.execute(raise_on_error=False)
+        replies = run_batch(self.redis, [("FT._LIST",), *READ_COMMANDS.values()])
         for command, reply in zip(["ft._list", *READ_COMMANDS], replies):
             if not isinstance(reply, Exception):
                 continue
