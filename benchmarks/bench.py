@@ -355,10 +355,12 @@ class Bench:
             add_truth(truth, part)
             p.finish()
         self.log(f"A: publishers done in {pub_wall:.1f} s wall, {pub_cpu:.2f} s CPU")
-        exp = self.wait_ended(session, a.scans, a.timeout)
+        # as in S: wait on the one counter (a full scrape costs the exporter ~1-5 ms, not part of the work)
+        wait_for(lambda: ended_count(self.scraper, session) >= a.scans, a.timeout, 0.1, f"{a.scans} scans of {session} ended")
         exp_cpu = self.exporter.cpu() - exp0
         exp_wall = time.monotonic() - t0
         self.profile("throughput", False)
+        exp = self.wait_ended(session, a.scans, a.timeout)
         base = None
         base_cpu = base_wall = None
         if baseline:
@@ -543,7 +545,7 @@ class Bench:
             spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
             if spy is None:
                 raise RuntimeError("--py-spy: no py-spy next to the interpreter nor on PATH")
-            self._spy = subprocess.Popen([spy, "record", "--gil", "--pid", str(self.exporter.pid), "--rate", "500",
+            self._spy = subprocess.Popen([spy, "record", "--gil", "--pid", str(self.exporter.pid), "--rate", "1000", "--nonblocking",
                                           "--format", "raw", "--output", str(out)],
                                          stdout=subprocess.DEVNULL, stderr=open(self.workdir / "py-spy.err", "a"))
             time.sleep(1.0)  # attached

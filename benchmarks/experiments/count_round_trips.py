@@ -35,7 +35,7 @@ def caller() -> str:
     f = sys._getframe(2)
     while f is not None:
         name = f.f_code.co_filename
-        if "/exporter/" in name and "/benchmarks/" not in name:
+        if "/exporter/" in name and "/benchmarks/" not in name and not name.endswith("/store/batch.py"):
             return f"{f.f_code.co_qualname} ({name.rsplit('/exporter/', 1)[1]})"
         f = f.f_back
     return "(no exporter frame)"
