@@ -18,7 +18,7 @@ from .sinks.events import Event, ScanDiscovered, ScanEnded, ScanLost
 RECENT_LIMIT = 50
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EndedScan:
     """One recently ended (or lost) scan."""
 

@@ -1,43 +1,44 @@
 """What the watchers see, as small event objects, and the chain of sinks that receives them.
 
 A sink is any callable taking one event; it handles the kinds it cares about and ignores the rest.
+Events are read-only by convention (not frozen: a frozen dataclass costs ~3x more to create, and
+several are made per scan).
 The chain is configured in one place (the exporter's wiring), like structlog's processor chain:
 metrics, log lines, the recently-ended list of the read model.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Union
 
 from ..model import ScanRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanDiscovered:
     """A scan starts being watched (new, or adopted at start-up)."""
 
     scan: ScanRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanCounted:
     """New events (by EventType) and points of a watched scan."""
 
     scan: ScanRecord
-    events: Counter
+    events: dict  # EventType -> count
     points: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanEnded:
     """A watched scan reached CLOSED; its counts are final."""
 
     scan: ScanRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanLost:
     """A watched scan disappeared from the data store before it was closed."""
 
@@ -45,7 +46,7 @@ class ScanLost:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanSkipped:
     """A scan could not be watched (`vanished`, `invalid` document)."""
 
@@ -54,7 +55,7 @@ class ScanSkipped:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SequenceError:
     """A wrong sequence link: `bad_group` (the child's group is no sequence), `bad_reference` (a SUBSCANS
     entry is no scan reference)."""

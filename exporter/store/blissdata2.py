@@ -350,7 +350,7 @@ class DataStoreSource(StreamStatsReader):
         return {stream_key.decode(): [(entry_id.decode(), _state(fields)) for entry_id, fields in entries]
                 for stream_key, entries in raw or ()}
 
-    def _stats_of(self, reply: dict, kind) -> StreamStats:
+    def _stats_of(self, reply: dict | list, kind) -> StreamStats:
         return stats_from_xinfo(reply, kind)
 
     def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:

@@ -602,8 +602,8 @@ class LegacySource(StreamStatsReader):
                 new.append((scan, name))
         return new
 
-    def _stats_of(self, reply: dict, kind) -> StreamStats:
-        return legacy_stats(reply, kind)
+    def _stats_of(self, reply: dict | list, kind) -> StreamStats:
+        return legacy_stats(parse_xinfo_stream(reply) if isinstance(reply, list) else reply, kind)
 
     def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
         """Final stats, end reason and existence of closed scans, in one round trip.

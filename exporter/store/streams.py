@@ -135,10 +135,37 @@ def parse_xinfo_stream(response, **options) -> dict:
     return data
 
 
-def stats_from_xinfo(reply: dict, kind: str) -> StreamStats:
+def stats_from_xinfo(reply: dict | list, kind: str) -> StreamStats:
+    """A data stream's stats from its XINFO STREAM reply (parsed, or raw: read without building a dict)."""
+    if isinstance(reply, list):
+        return _stats_from_raw_xinfo(reply, kind)
     added = int(reply.get("entries-added", reply.get("length", 0)))
     last = reply.get("last-entry")
     last_id = reply.get("last-generated-id", b"0-0")
+    return _stats(added, last_id, last, kind)
+
+
+def _stats_from_raw_xinfo(reply: list, kind: str) -> StreamStats:
+    added = length = 0
+    last_id, last = b"0-0", None
+    has_added = False
+    for i in range(0, len(reply) - 1, 2):
+        name = reply[i]
+        if name == b"entries-added":
+            added, has_added = reply[i + 1], True
+        elif name == b"last-generated-id":
+            last_id = reply[i + 1]
+        elif name == b"last-entry":
+            entry = reply[i + 1]
+            if entry is not None and entry[0] is not None:
+                fields = iter(entry[1])
+                last = (entry[0], dict(zip(fields, fields)))
+        elif name == b"length":
+            length = reply[i + 1]
+    return _stats(int(added if has_added else length), last_id, last, kind)
+
+
+def _stats(added: int, last_id: bytes, last, kind: str) -> StreamStats:
     sealed = last_id == SEAL_ID
     entries = added - 1 if sealed else added
     stats = StreamStats(entries=max(entries, 0), points=0, sealed=sealed)
@@ -251,7 +278,8 @@ class StreamStatsReader:
     on_stream_error: object = None
     _streams_in_error: OrderedDict
 
-    def _stats_of(self, reply: dict, kind) -> StreamStats:
+    def _stats_of(self, reply: dict | list, kind) -> StreamStats:
+        """Stats from one XINFO STREAM reply: raw (run_batch) or parsed (a pipeline's parse_xinfo_stream)."""
         raise NotImplementedError
 
     def stream_stats(self, streams: dict) -> dict[str, StreamStats | None]:
@@ -274,7 +302,7 @@ class StreamStatsReader:
                     out[key] = None  # not created yet, or gone (deleted, expired, evicted)
                     continue
                 raise reply
-            out[key] = self._stats_of(parse_xinfo_stream(reply) if isinstance(reply, list) else reply, streams[key])
+            out[key] = self._stats_of(reply, streams[key])
         return out
 
     def _report_errors(self, out: dict, streams: dict) -> None:

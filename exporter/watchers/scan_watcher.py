@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import time
-from collections import Counter
 
 import gevent
 from gevent.event import Event
@@ -83,7 +82,7 @@ class ScanWatcher:
             self.emit(SequenceError(record, "bad_group", link_error))
         # the scan itself, plus its data streams when the document already lists them (PREPARED or later)
         record.nodes_counted = len(record.streams)
-        self._count(record, Counter({EventType.NEW_NODE: 1 + record.nodes_counted}), 0)
+        self._count(record, {EventType.NEW_NODE: 1 + record.nodes_counted}, 0)
         self._wakeup.set()
         return record
 
@@ -257,7 +256,7 @@ class ScanWatcher:
 
     def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
         """Count state entries, every one of them, in order."""
-        events = Counter()
+        events = {}
         for entry_id, state in entries:
             record.state_cursors[state_key] = entry_id
             if state is None:
@@ -276,7 +275,7 @@ class ScanWatcher:
                 # counted by _close, together with the scan's end: a scrape never sees one without the other
                 record.pending_end += 1
             elif event is not None:
-                events[event] += 1
+                events[event] = events.get(event, 0) + 1
         if events:
             self._count(record, events, 0)
 
@@ -292,7 +291,7 @@ class ScanWatcher:
             added = result.nodes - record.nodes_counted
             if added > 0:
                 record.nodes_counted = result.nodes
-                self._count(record, Counter({EventType.NEW_NODE: added}), 0)
+                self._count(record, {EventType.NEW_NODE: added}, 0)
 
     @staticmethod
     def _unsealed(records: list[ScanRecord]) -> dict[str, str]:
@@ -310,7 +309,7 @@ class ScanWatcher:
         for record in records:
             new_entries, new_points = self._new_data(record, stats)
             if new_entries or new_points:
-                events = Counter({EventType.NEW_DATA: new_entries}) if new_entries else Counter()
+                events = {EventType.NEW_DATA: new_entries} if new_entries else {}
                 self._count(record, events, new_points)
 
     def _new_data(self, record: ScanRecord, stats: dict) -> tuple[int, int]:
@@ -352,7 +351,7 @@ class ScanWatcher:
             record.end_reason = "DELETION" if not end.exists else end.end_reason or record.end_reason or "UNKNOWN"
             self._forget(record)
             new_entries, new_points = last_data[record.key]
-            events = Counter({EventType.END_SCAN: record.pending_end})
+            events = {EventType.END_SCAN: record.pending_end}
             if new_entries:
                 events[EventType.NEW_DATA] = new_entries
             self._count(record, events, new_points)  # its last data and its end: one update
@@ -386,6 +385,8 @@ class ScanWatcher:
         while len(self._ended) > self._ended_limit:
             self._ended.popitem(last=False)
 
-    def _count(self, record: ScanRecord, events: Counter, points: int) -> None:
-        record.counts.update(events)
+    def _count(self, record: ScanRecord, events: dict, points: int) -> None:
+        counts = record.counts
+        for event, n in events.items():
+            counts[event] += n
         self.emit(ScanCounted(record, events, points))

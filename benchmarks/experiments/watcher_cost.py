@@ -1,0 +1,110 @@
+"""Micro-experiment: the watchers' CPU per short scan, in this process, with no waiting and no other load.
+
+    python benchmarks/experiments/watcher_cost.py [--scans 400] [--rounds 5] [--batch 40]
+
+Publishes --scans closed short scans (3 float64 channels x 10 points, one point per send, as phase S
+of bench.py) into a private Redis Stack, then, --rounds times, has fresh watchers (new registry,
+sinks as the exporter wires them, log lines to /dev/null) discover them from the scan history
+--batch at a time and follow each to its end: SessionWatcher.step then ScanWatcher.step, both
+non-blocking. Prints the CPU per scan (median of the rounds) and checks the counts are exact. What
+it measures is the per-scan path of phase S without its time-proportional part (wake-ups, polls,
+self-tests): the figure to watch while changing that path.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # as exporter.cli.main does
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
+from exporter.devtools.simulator import open_data_store  # noqa: E402
+from exporter.health import Health  # noqa: E402
+from exporter.sinks import logs  # noqa: E402
+from exporter.sinks.events import SinkChain  # noqa: E402
+from exporter.sinks.logs import LogSink  # noqa: E402
+from exporter.sinks.metrics import ExporterMetrics  # noqa: E402
+from exporter.store.blissdata2 import DataStoreSource  # noqa: E402
+from exporter.view import ExporterView  # noqa: E402
+from exporter.watchers.scan_watcher import ScanWatcher  # noqa: E402
+from exporter.watchers.session_watcher import SessionFilter, SessionWatcher  # noqa: E402
+
+
+def publish(url: str, scans: int) -> None:
+    from blissdata.streams.default import Stream
+
+    store = open_data_store(url)
+    for n in range(1, scans + 1):
+        identity = {"name": "loopscan", "number": n, "data_policy": "None", "session": "cost"}
+        info = {"type": "loopscan", "title": "loopscan 10 0", "npoints": 10, "count_time": 0.0, "scan_nb": n,
+                "session_name": "cost", "save": False}
+        scan = store.create_scan(identity, info=info)
+        streams = [scan.create_stream(Stream.make_definition(f"bench:ctr{i}", "float64")) for i in range(3)]
+        scan.prepare()
+        scan.start()
+        for e in range(10):
+            for stream in streams:
+                stream.send(np.float64(e))
+        for stream in streams:
+            stream.join()
+        scan.stop()
+        scan.info["end_reason"] = "SUCCESS"
+        scan.close()
+
+
+def one_round(url: str, scans: int, batch: int) -> float:
+    registry = CollectorRegistry()
+    view = ExporterView(Health(registry), lambda: url)
+    metrics = ExporterMetrics(registry, view)
+    emit = SinkChain(metrics, LogSink(), view)
+    scan_watcher = ScanWatcher(DataStoreSource(url, single_connection=True), emit)
+    view.attach(lambda: scan_watcher.active.values())
+    session = SessionWatcher(DataStoreSource(url, single_connection=True), scan_watcher, emit, SessionFilter(None))
+    session.position = (0, "0-0")
+    started = time.process_time()
+    seen = 0
+    while seen < scans:
+        found = session.source.new_scans(session.position, None, count=batch)
+        session.discover(found.keys)
+        session.position = found.position
+        seen += len(found.keys)
+        while scan_watcher.active:
+            scan_watcher.step(None)
+    cpu = time.process_time() - started
+    ended = metrics.ended.collect()[0].samples
+    total = sum(s.value for s in ended if s.name.endswith("_total"))
+    if total != scans:
+        raise SystemExit(f"counts not exact: {total} scans ended of {scans}")
+    return cpu / scans
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scans", type=int, default=400)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--batch", type=int, default=40, help="history entries per session watcher step")
+    a = p.parse_args()
+    logs.configure("json", "info", stream=open(os.devnull, "w"))
+    with RedisStackServer() as server:
+        server.init_blissdata()
+        publish(server.url, a.scans)
+        costs = [one_round(server.url, a.scans, a.batch) for _ in range(a.rounds)]
+    print(f"watchers' CPU per short scan: median {statistics.median(costs) * 1e6:.0f} us, min {min(costs) * 1e6:.0f} us "
+          f"(rounds: {', '.join(f'{c * 1e6:.0f}' for c in costs)}), {a.scans} scans, {a.batch} per history read")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
