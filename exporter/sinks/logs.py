@@ -22,39 +22,35 @@ def default_format(stream=None) -> str:
     return "console" if getattr(stream, "isatty", lambda: False)() else "json"
 
 
-class UtcTimeStamper:
-    """`timestamp` as structlog's TimeStamper(fmt="iso", utc=True) writes it, the date formatted once a second."""
+class LineHead:
+    """Leads each line with `timestamp`, `level` and `event`; the event's own fields follow.
 
-    def __init__(self, key: str = "timestamp"):
-        self.key = key
+    `timestamp` as structlog's TimeStamper(fmt="iso", utc=True) writes it (the date formatted once a
+    second), `level` as its add_log_level: one processor, as every scan writes two lines.
+    """
+
+    _LEVELS = {"warn": "warning", "exception": "error"}
+
+    def __init__(self):
         self._second = -1
         self._prefix = ""
 
-    def __call__(self, _, __, event_dict):
+    def __call__(self, _, method_name, event_dict):
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        event_dict[self.key] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
-        return event_dict
-
-
-def _event_first(_, __, event_dict):
-    """timestamp, level and event lead each line; the event's own fields follow."""
-    head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
-    head.update(event_dict)
-    return head
+        head = {"timestamp": f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z",
+                "level": self._LEVELS.get(method_name, method_name), "event": event_dict.pop("event", None)}
+        head.update(event_dict)
+        return head
 
 
 def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     """Configure structlog (and stdlib logging of libraries) to write one line per event to stream."""
     stream = stream or sys.stdout
     numeric = getattr(logging, level.upper())
-    shared = [
-        structlog.processors.add_log_level,
-        UtcTimeStamper("timestamp"),
-        _event_first,
-    ]
+    shared = [LineHead()]
     text_renderer = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"

@@ -54,7 +54,7 @@ class StreamKind(str):
 STATUS_KINDS = ("lima", "lima2", "mosca")
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamStats:
     """What XINFO STREAM says of one data stream."""
 
