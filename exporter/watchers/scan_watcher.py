@@ -42,7 +42,7 @@ class ScanWatcher:
         emit: Sink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
-        min_read_interval: float = 0.2,
+        min_read_interval: float = 0.3,
         clock=time.time,
     ):
         self.source = source

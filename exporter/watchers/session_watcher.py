@@ -45,14 +45,14 @@ class SessionWatcher:
         emit: Sink,
         sessions: SessionFilter,
         block_ms: int = 1000,
-        min_read_interval: float = 0.2,
+        min_read_interval: float = 0.3,
     ):
         self.source = source
         self.scans = scans
         self.emit = emit
         self.sessions = sessions
         self.block_ms = block_ms
-        self.min_read_interval = min_read_interval  # a burst of new scans then comes in one read
+        self.min_read_interval = min_read_interval  # a burst of new scans then comes in one read (0.3 s: see docs/benchmarks.md)
         self.position: Position | None = None  # where the last scan handled was (the data model's)
 
     def run(self) -> None:
