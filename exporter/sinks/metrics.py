@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
-from ..model import ACTIVE_STATES, ROLES, EventType, clean_label_value
+from ..model import ACTIVE_STATES, ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, ROLES, EventType, clean_label_value
 from ..store import STREAM_ERROR_REASONS
 from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScanSkipped, SequenceError
 
@@ -168,7 +168,7 @@ class ExporterMetrics:
     ):
         self.registry = registry
         self._sessions_initialised: set[str] = set()
-        self._types_seen: set[tuple[str, str]] = set()
+        self._types_seen: set[tuple[str, str, bool]] = set()
         self._ended_cache: dict[tuple[str, str, str, str], tuple] = {}  # raw labels -> (ended, duration) children
         self._handlers = {ScanCounted: self._counted, ScanDiscovered: self._discovered, ScanEnded: self._ended,
                           ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
@@ -241,11 +241,15 @@ class ExporterMetrics:
             self.counts.add_session(session)
             self.lost.labels(session)
 
-    def _see_scan_type(self, session: str, scan_type: str) -> None:
-        """Series exist at 0 before the first scan ends, so increase() sees that first scan too."""
-        if (session, scan_type) not in self._types_seen:
-            self._types_seen.add((session, scan_type))
-            for role in ROLES:
+    def _see_scan_type(self, session: str, scan_type: str, sequence: bool) -> None:
+        """Series exist at 0 before the first scan ends, so increase() sees that first scan too.
+
+        Only for the roles a scan of that kind can end with: a sequence stays a sequence (also
+        inside another one); a plain scan may turn out to run in a sequence (subscan).
+        """
+        if (session, scan_type, sequence) not in self._types_seen:
+            self._types_seen.add((session, scan_type, sequence))
+            for role in ((ROLE_SEQUENCE,) if sequence else (ROLE_SCAN, ROLE_SUBSCAN)):
                 for reason in END_REASONS:
                     self.ended.labels(session, scan_type, role, reason)
                 self.duration.labels(session, scan_type, role)
@@ -266,7 +270,7 @@ class ExporterMetrics:
     def _discovered(self, event: ScanDiscovered) -> None:
         scan = event.scan
         self._see_session(scan.session)
-        self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type))
+        self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type), scan.role == ROLE_SEQUENCE)
 
     def _ended(self, event: ScanEnded) -> None:
         scan = event.scan
