@@ -103,7 +103,7 @@ def main() -> int:
         configure("json", "info", io.StringIO())
         sink = LogSink()
         rec = ScanRecord(key="esrf:scan:x", session="s", name="loopscan", number=1, scan_type="loopscan",
-                         uris=[], npoints=10, count_time=0.1, title="loopscan 10 0.1", state_key=state)
+                         uris=[], npoints=10, count_time=0.1, title="loopscan 10 0.1", state_keys=(state,))
         for name, fn in (("log line scan_start (structlog JSON)", lambda: sink(ScanDiscovered(rec))),
                          ("log line scan_end (structlog JSON)", lambda: sink(ScanEnded(rec)))):
             print(f"{name:<62} {cost(fn, a.n):11.0f}")
