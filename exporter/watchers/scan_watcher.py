@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import time
 
-import gevent
 from gevent.event import Event
 from redis import ResponseError
 
@@ -204,6 +203,7 @@ class ScanWatcher:
             now = time.monotonic()
             block_ms = max(1, int((next_poll - now) * 1000)) if next_poll > now else None
             started = now
+            self._wakeup.clear()  # scans watched from now on cut the rest below short
             self.step(block_ms)
             if time.monotonic() >= next_poll:
                 self.poll_streams()
@@ -211,10 +211,11 @@ class ScanWatcher:
             if time.monotonic() - self._last_liveness >= self.liveness_interval:
                 self.check_liveness()
                 self._last_liveness = time.monotonic()
-            # a burst of state changes then arrives in one reply instead of one read each
+            # a burst of state changes then arrives in one reply instead of one read each; new scans
+            # handed over by the session watcher are read at once (one cycle per batch of them)
             rest = self.min_read_interval - (time.monotonic() - started)
             if rest > 0:
-                gevent.sleep(rest)
+                self._wakeup.wait(rest)
 
     def step(self, block_ms: int | None) -> None:
         """Read new state entries (waiting up to block_ms), count them, finish what they imply."""

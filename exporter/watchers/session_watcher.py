@@ -45,14 +45,15 @@ class SessionWatcher:
         emit: Sink,
         sessions: SessionFilter,
         block_ms: int = 1000,
-        min_read_interval: float = 0.3,
+        min_read_interval: float = 0.5,
     ):
         self.source = source
         self.scans = scans
         self.emit = emit
         self.sessions = sessions
         self.block_ms = block_ms
-        self.min_read_interval = min_read_interval  # a burst of new scans then comes in one read (0.3 s: see docs/benchmarks.md)
+        # a burst of new scans then comes in one read, which the scan watcher takes in at once (docs/benchmarks.md)
+        self.min_read_interval = min_read_interval
         self.position: Position | None = None  # where the last scan handled was (the data model's)
 
     def run(self) -> None:
