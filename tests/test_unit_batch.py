@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import pytest
@@ -53,3 +54,26 @@ def test_a_dropped_connection_fails_one_batch_as_a_connection_error_then_reconne
         with pytest.raises(redis.ConnectionError):
             run_batch(client, [("GET", "k")])
     assert run_batch(client, [("GET", "k"), ("TTL", "k")]) == [b"v", -1]
+
+
+def test_a_read_cut_short_leaves_no_reply_unread(client, raw_redis):
+    """A watcher killed mid-read (gevent.Timeout, GreenletExit): the next batch must not get the old batch's replies."""
+
+    class Killed(BaseException):
+        pass
+
+    def kill(*_):
+        raise Killed
+
+    raw_redis.set("k", "v")
+    previous = signal.signal(signal.SIGALRM, kill)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Killed):
+            run_batch(client, [("XREAD", "BLOCK", 1000, "STREAMS", "s", "$"), ("GET", "k")])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    raw_redis.xadd("s", {"a": 1})  # the cut XREAD's reply, if its connection were still in use
+    assert run_batch(client, [("GET", "k"), ("TTL", "k")]) == [b"v", -1]
+    assert run_batch(client, [("TTL", "k")]) == [-1]
