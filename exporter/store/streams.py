@@ -146,6 +146,15 @@ def stats_from_xinfo(reply: dict | list, kind: str) -> StreamStats:
 
 
 def _stats_from_raw_xinfo(reply: list, kind: str) -> StreamStats:
+    # Redis 7's 20-item reply: the fields read are at fixed places (checked); else looked for by name
+    if len(reply) == 20 and reply[6] == b"last-generated-id" and reply[10] == b"entries-added" \
+            and reply[18] == b"last-entry":
+        entry = reply[19]
+        last = None
+        if entry is not None and entry[0] is not None:
+            fields = iter(entry[1])
+            last = (entry[0], dict(zip(fields, fields)))
+        return _stats(int(reply[11]), reply[7], last, kind)
     added = length = 0
     last_id, last = b"0-0", None
     has_added = False
