@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 
+import gevent
 import orjson
 import structlog
 
@@ -46,6 +47,37 @@ class LineHead:
         return head
 
 
+class CoalescingBytesLogger:
+    """Writes rendered lines to a binary file; lines a greenlet writes before it next waits go out in one write.
+
+    structlog's BytesLogger flushes (one system call) per line; a watcher cycle writes two lines per
+    scan that ended or started in it. Here a greenlet's lines are flushed by the gevent hub as soon as
+    that greenlet yields (waits on Redis, sleeps), so they are late by no more than the rest of its
+    cycle's work. Outside a gevent greenlet (start-up, tests) each line is flushed at once.
+    """
+
+    def __init__(self, file):
+        self._file = file
+        self._flush_pending = False
+
+    def msg(self, message: bytes) -> None:
+        self._file.write(message + b"\n")
+        if not isinstance(gevent.getcurrent(), gevent.Greenlet):
+            self._file.flush()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            gevent.get_hub().loop.run_callback(self.flush)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        try:
+            self._file.flush()
+        except (OSError, ValueError):  # output closed (broken pipe): nowhere left to write lines
+            pass
+
+    log = debug = info = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+
 def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     """Configure structlog (and stdlib logging of libraries) to write one line per event to stream."""
     stream = stream or sys.stdout
@@ -59,7 +91,8 @@ def configure(fmt: str = "json", level: str = "info", stream=None) -> None:
     buffer = getattr(stream, "buffer", None)
     if fmt == "json" and buffer is not None:
         # the two lines per scan are on the hot path: orjson renders bytes, written without re-encoding
-        renderer, factory = structlog.processors.JSONRenderer(serializer=orjson.dumps), structlog.BytesLoggerFactory(buffer)
+        logger = CoalescingBytesLogger(buffer)
+        renderer, factory = structlog.processors.JSONRenderer(serializer=orjson.dumps), lambda *_: logger
     else:
         renderer, factory = text_renderer, structlog.PrintLoggerFactory(stream)
     structlog.configure(
