@@ -84,7 +84,7 @@ def one_round(url: str, scans: int, batch: int) -> float:
         while scan_watcher.active:
             scan_watcher.step(None)
     cpu = time.process_time() - started
-    ended = next(metrics.ends.collect()).samples
+    ended = [s for family in metrics.ends.collect() if family.name == "bliss_scans_ended" for s in family.samples]
     total = sum(s.value for s in ended if s.name.endswith("_total"))
     if total != scans:
         raise SystemExit(f"counts not exact: {total} scans ended of {scans}")
