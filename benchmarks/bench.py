@@ -971,12 +971,12 @@ def parse_args(argv=None):
     g.add_argument("--baseline-read-timeout", type=float, default=0.5,
                    help="seconds the baseline's cursor reads wait (default 0.5, the exporter's poll interval)")
     g = p.add_argument_group("S. short scans")
-    g.add_argument("--short-scans", type=int, default=None, help="plain short scans (default 400, 100 with --quick)")
+    g.add_argument("--short-scans", type=int, default=None, help="plain short scans (default 1500, 100 with --quick)")
     g.add_argument("--short-streams", type=int, default=3, help="channels per short scan (default 3)")
     g.add_argument("--short-events", type=int, default=10, help="points per channel, one per send (default 10)")
     g.add_argument("--short-concurrent", type=int, default=2, help="scans published at once (default 2)")
     g.add_argument("--short-sequences", type=int, default=None,
-                   help="scan sequences mixed in (default 20, 5 with --quick)")
+                   help="scan sequences mixed in (default 60, 5 with --quick)")
     g.add_argument("--short-children", type=int, default=4, help="child scans per sequence (default 4)")
     g.add_argument("--no-round-trips", action="store_true",
                    help="S: skip the second pass (round trips per scan, end visibility under load)")
@@ -1029,9 +1029,9 @@ def parse_args(argv=None):
     if a.scans is None:
         a.scans = 20 if a.quick else 40
     if a.short_scans is None:
-        a.short_scans = 100 if a.quick else 400
+        a.short_scans = 100 if a.quick else 1500
     if a.short_sequences is None:
-        a.short_sequences = 5 if a.quick else 20
+        a.short_sequences = 5 if a.quick else 60
     return a
 
 

@@ -41,7 +41,7 @@ class ScanWatcher:
         emit: Sink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
-        min_read_interval: float = 0.3,
+        min_read_interval: float = 0.6,
         clock=time.time,
     ):
         self.source = source
@@ -212,7 +212,9 @@ class ScanWatcher:
                 self.check_liveness()
                 self._last_liveness = time.monotonic()
             # a burst of state changes then arrives in one reply instead of one read each; new scans
-            # handed over by the session watcher are read at once (one cycle per batch of them)
+            # handed over by the session watcher are read at once (one cycle per batch of them). Its
+            # history reads come every 0.5 s while busy, a little sooner than this wait ends: cycles
+            # then keep in step with them, one per batch of new scans (docs/benchmarks.md)
             rest = self.min_read_interval - (time.monotonic() - started)
             if rest > 0:
                 self._wakeup.wait(rest)
