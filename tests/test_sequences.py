@@ -372,3 +372,27 @@ def test_status_page_shows_children_under_their_sequence():
     assert "4 / 10" in child_row["text"]
     ended_row = page.row("6_loopscan", "ended")
     assert "in 5_sequence" in ended_row["text"]
+
+
+def test_closing_reads_a_sequences_references_in_the_same_round_trip_and_says_when_there_are_more(
+        data_store, redis_server):
+    from exporter.store.blissdata2 import DataStoreSource
+
+    parent, subscans = open_sequence(data_store, SequenceSpec(session="s1", number=5, scan_count=3))
+    children = [open_child(data_store, "s1", 6 + i, group=parent.key)[0] for i in range(3)]
+    for child in children:
+        reference(subscans, child)
+    subscans.send("not a reference")  # BLISS never writes this: reported, not linked
+    close_sequence(parent, subscans)
+    source = DataStoreSource(redis_server.url, single_connection=True)
+    streams = {subscans.key: "scan_sequence"}
+    end = source.closing({parent.key: streams}, references={subscans.key: "0-0"}, count=2)[parent.key]
+    refs, more = end.references[subscans.key]
+    assert [key for _, key, _ in refs] == [children[0].key, children[1].key] and more
+    assert end.end_reason == "SUCCESS" and end.stats[subscans.key].entries == 4 and end.stats[subscans.key].sealed
+    rest, more = source.read_references(subscans.key, refs[-1][0], 2)
+    assert [(key, problem[:23]) for _, key, problem in rest] == [(children[2].key, ""), (None, "payload has no scan key")]
+    assert more  # two read: maybe more (the seal is not an entry)
+    assert source.read_references(subscans.key, rest[-1][0], 2) == ([], False)
+    # without references asked for, none are read
+    assert source.closing({parent.key: streams})[parent.key].references == {}

@@ -8,8 +8,8 @@ it can into one round trip: the watchers call each of them once per cycle for ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Collection, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping, Protocol
 
 from ..model import State
 from .documents import ScanDocument
@@ -50,6 +50,8 @@ class Closing:
     stats: dict[str, StreamStats | None]
     end_reason: str | None
     exists: bool
+    #: reference streams read in the same round trip ({stream key: read_references' reply}), if asked
+    references: dict[str, tuple[list[tuple[str, str | None, str]], bool]] = field(default_factory=dict)
 
 
 class Source(Protocol):
@@ -98,9 +100,11 @@ class Source(Protocol):
     def stream_stats(self, streams: dict[str, StreamKind]) -> dict[str, StreamStats | None]:
         """Counters of many data streams in one round trip: {stream key: stats, or None if absent}."""
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
+                references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
         """Final stats and end reason of several closed scans ({scan key: its unsealed streams}); the end
-        reason (and existence) of those in `reasons_known` is not read again (None, True)."""
+        reason (and existence) of those in `reasons_known` is not read again (None, True). A model may
+        also read `references` ({reference stream key among them: since}) as read_references would."""
 
     def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
         """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""

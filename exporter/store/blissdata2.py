@@ -6,7 +6,7 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Collection
+from typing import Callable, Collection, Mapping
 
 import orjson
 import redis
@@ -263,16 +263,22 @@ class DataStoreSource(StreamStatsReader):
             out[key] = ScanStreams(streams, nodes=len(streams))
         return out
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
+                references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
         """Final stream stats and end_reason of several closed scans, in one round trip.
 
         A scan whose document was read after it closed (its end_reason known) needs only its streams.
+        `references` of its streams (a sequence's SUBSCANS: since) are read in the same round trip,
+        after their XINFO, so they hold at least the entries it counted.
         """
         commands = []
         for key, streams in scans.items():
             commands += [("XINFO", "STREAM", stream_key) for stream_key in streams]
             if key not in reasons_known:
                 commands.append(("JSON.GET", key, "$.info.end_reason"))
+        wanted = {stream_key: since for streams in scans.values() for stream_key in streams
+                  if (since := references.get(stream_key)) is not None}
+        commands += [("XRANGE", stream_key, "(" + since, "+", "COUNT", count) for stream_key, since in wanted.items()]
         replies = iter(run_batch(self.redis, commands))
         all_keys, all_streams, all_replies, reasons = [], {}, [], {}
         for key, streams in scans.items():
@@ -281,6 +287,7 @@ class DataStoreSource(StreamStatsReader):
                 all_streams[stream_key] = streams[stream_key]
                 all_replies.append(next(replies))
             reasons[key] = None if key in reasons_known else next(replies)
+        read = {stream_key: self._references_reply(next(replies), count) for stream_key in wanted}
         stats = self._parse_stats(all_keys, all_streams, all_replies)
         out = {}
         for key, streams in scans.items():
@@ -288,17 +295,15 @@ class DataStoreSource(StreamStatsReader):
             mine = {k: stats[k] for k in streams}
             if key in reasons_known:
                 out[key] = Closing(mine, None, True)
-                continue
-            if isinstance(reason, Exception):
+            elif isinstance(reason, Exception):
                 if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
                     raise reason
                 out[key] = Closing(mine, None, True)
-                continue
-            reason = _json_reply(reason)
-            if reason is None:
+            elif (reason := _json_reply(reason)) is None:
                 out[key] = Closing(mine, None, False)
             else:
                 out[key] = Closing(mine, str(reason[0]) if reason and reason[0] else None, True)
+            out[key].references = {k: read[k] for k in streams if k in read}
         return out
 
     def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
@@ -328,8 +333,18 @@ class DataStoreSource(StreamStatsReader):
         Each entry is blissdata's JSON encoding of `{"key": <child scan key>, "scan_number": n}`;
         an entry that is not such JSON gives (id, None, what is wrong with it). `more`: `count` were read.
         """
-        raw = self.redis.xrange(stream_key, min="(" + since, count=count)
-        out = [(entry_id.decode(), *parse_reference(fields)) for entry_id, fields in raw if entry_id != SEAL_ID]
+        (raw,) = run_batch(self.redis, [("XRANGE", stream_key, "(" + since, "+", "COUNT", count)])
+        return self._references_reply(raw, count)
+
+    @staticmethod
+    def _references_reply(raw, count: int):
+        if isinstance(raw, Exception):
+            raise raw
+        out = []
+        for entry_id, fields in raw:
+            if entry_id != SEAL_ID:
+                pairs = iter(fields)
+                out.append((entry_id.decode(), *parse_reference(dict(zip(pairs, pairs)))))
         return out, len(raw) == count
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ import fnmatch
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterable
+from typing import Callable, Collection, Iterable, Mapping
 
 import redis
 
@@ -605,7 +605,8 @@ class LegacySource(StreamStatsReader):
     def _stats_of(self, reply: dict | list, kind) -> StreamStats:
         return legacy_stats(parse_xinfo_stream(reply) if isinstance(reply, list) else reply, kind)
 
-    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = ()) -> dict[str, Closing]:
+    def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
+                references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
         """Final stats, end reason and existence of closed scans, in one round trip.
 
         The end reason is `_end`'s `__EXCEPTION__` (written atomically with END_SCAN); the `_info`

@@ -155,8 +155,8 @@ class ScanWatcher:
                 cursor.points = 0
                 record.references[cursor.key] = "0-0"
 
-    def _read_references(self, records: list[ScanRecord]) -> None:
-        """Read the new SUBSCANS entries of sequences whose reference stream grew."""
+    def _read_references(self, records: list[ScanRecord], read: dict | None = None) -> None:
+        """Read the new SUBSCANS entries of sequences whose reference stream grew (`read`: already read)."""
         for record in records:
             if not record.references:
                 continue
@@ -165,8 +165,12 @@ class ScanWatcher:
                     continue
                 entries = cursor.entries
                 since = record.references[cursor.key]
+                first = read.get(cursor.key) if read else None
                 while True:
-                    refs, more = self.source.read_references(cursor.key, since, self.references_batch)
+                    if first is not None:
+                        (refs, more), first = first, None
+                    else:
+                        refs, more = self.source.read_references(cursor.key, since, self.references_batch)
                     for entry_id, child_key, problem in refs:
                         since = entry_id
                         if child_key is not None and not self._reference(record, child_key):
@@ -342,12 +346,15 @@ class ScanWatcher:
 
     def _close(self, records: list[ScanRecord]) -> None:
         """Final counts and end of closed scans (streams are sealed before CLOSED), one read for all."""
+        references = {key: since for r in records if r.references for key, since in r.references.items()}
         ends = self.source.closing({r.key: self._unsealed([r]) for r in records},
-                                   reasons_known={r.key for r in records if r.end_reason})
-        last_data = {}
+                                   reasons_known={r.key for r in records if r.end_reason},
+                                   references=references, count=self.references_batch)
+        last_data, read = {}, {}
         for record in records:
             last_data[record.key] = self._new_data(record, ends[record.key].stats)
-        self._read_references(records)
+            read.update(ends[record.key].references)
+        self._read_references(records, read)
         for record in records:
             end = ends[record.key]
             # only a deletion makes a closed scan's document disappear
