@@ -396,3 +396,25 @@ def test_closing_reads_a_sequences_references_in_the_same_round_trip_and_says_wh
     assert source.read_references(subscans.key, rest[-1][0], 2) == ([], False)
     # without references asked for, none are read
     assert source.closing({parent.key: streams})[parent.key].references == {}
+
+
+def test_the_genuine_bliss_subscans_stream_reads_the_same_through_the_closing_batch(redis_server, raw_redis):
+    """The SUBSCANS stream a real BLISS 2.4.0 sequence wrote (tests/data), replayed with its exact ids."""
+    from pathlib import Path
+
+    from exporter.store.blissdata2 import DataStoreSource
+
+    reference_dir = Path(__file__).parent / "data" / "bliss-2.4.0-scans"
+    parent = json.loads((reference_dir / "05_sequence_sequence_SUCCESS.json").read_text())
+    children = [json.loads((reference_dir / name).read_text())["key"]
+                for name in ("06_loopscan_child1_SUCCESS.json", "07_loopscan_child2_SUCCESS.json")]
+    subscans = parent["streams"]["SUBSCANS"]
+    for entry_id, fields in subscans["raw_entries"]:
+        raw_redis.xadd(subscans["key"], fields, id=entry_id)
+    source = DataStoreSource(redis_server.url, single_connection=True)
+    end = source.closing({parent["key"]: {subscans["key"]: "scan_sequence"}}, reasons_known={parent["key"]},
+                         references={subscans["key"]: "0-0"})[parent["key"]]
+    assert end.references[subscans["key"]] == ([("0-1", children[0], ""), ("1-1", children[1], "")], False)
+    stats = end.stats[subscans["key"]]
+    assert (stats.entries, stats.sealed) == (subscans["xinfo_entries_added"] - 1, True)
+    assert source.read_references(subscans["key"], "0-0", 1000) == end.references[subscans["key"]]
