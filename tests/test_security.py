@@ -304,12 +304,12 @@ def test_basic_auth_takes_as_long_for_an_unknown_user_as_for_a_wrong_password(tl
 
     def took(user, password):
         times = []
-        for _ in range(5):
+        for _ in range(7):
             t0 = time.perf_counter()
             assert session.get(tls_exporter.base + "/metrics", headers=basic(user, password),
                                verify=tls_exporter.ca, timeout=10).status_code == 401
             times.append(time.perf_counter() - t0)
-        return sorted(times)[2]
+        return min(times)  # a busy machine only adds time: the fastest answer is the server's own cost
 
     took("alice", "warm-up")
     wrong_password, unknown_user = took("alice", "wrong"), took("mallory", "wrong")
@@ -349,7 +349,7 @@ def test_idle_and_half_handshake_tls_connections_do_not_block_scrapes(tls_export
     try:
         for sock in idle[:5]:
             sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello
-        for _ in range(5):
+        for _ in range(7):
             assert e.get("/metrics", headers=basic("alice", USERS["alice"])).status_code == 200
     finally:
         for sock in idle:

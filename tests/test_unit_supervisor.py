@@ -9,7 +9,7 @@ import redis
 from prometheus_client import CollectorRegistry, Counter
 
 from exporter.health import Health
-from exporter.supervisor import Supervisor
+from exporter.supervisor import Backoff, Supervisor
 
 
 def until(predicate, timeout: float = 10.0) -> None:
@@ -52,9 +52,18 @@ def test_a_part_failing_twice_in_a_row_makes_readiness_fail_until_it_runs_health
         assert len(calls) == 4 and not greenlet.dead
         assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) == 3
         gaps = [b - a for a, b in zip(calls, calls[1:])]
-        assert gaps == sorted(gaps), "retries back off"
+        # waits of at least 0.2, 0.4 and 0.8 s (a busy machine may add to a wait, never take from it;
+        # 10 ms of slack for the event loop's cached clock)
+        assert all(gap >= wait - 0.01 for gap, wait in zip(gaps, [0.2, 0.4, 0.8])), ("retries back off", gaps)
     finally:
         greenlet.kill()
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_healthy_run():
+    backoff = Backoff(first=0.2, cap=5.0)
+    assert [backoff.next() for _ in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    backoff.reset()
+    assert backoff.next() == 0.2
 
 
 def test_an_error_reply_meaning_unavailable_marks_the_store_down_with_its_reason():
