@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import redis
@@ -11,6 +12,15 @@ from exporter.devtools.redis_stack import RedisStackServer
 
 from .builders import make_pki
 from .helpers import ExporterProcess
+
+
+@pytest.fixture
+def refused_port():
+    """A port bound but never listening: connecting is refused, and no other process can take it meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
 
 
 @pytest.fixture

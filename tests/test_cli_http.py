@@ -9,8 +9,6 @@ import subprocess
 import pytest
 import requests
 
-from exporter.devtools.redis_stack import free_port
-
 from .helpers import BeaconPeer, require_tool, run_cli, wait_until
 
 
@@ -115,7 +113,7 @@ def test_beacon_host_from_environment_gives_the_data_store(start_exporter, redis
         peer.close()
 
 
-def test_beacon_error_is_logged_and_retried(start_exporter):
+def test_beacon_error_is_logged_and_retried(start_exporter, refused_port):
     peer = BeaconPeer("x", 0, fail="no data server configured")
     try:
         exporter = start_exporter("--beacon-host", f"127.0.0.1:{peer.port}", url=False, ready=False)
@@ -128,7 +126,7 @@ def test_beacon_error_is_logged_and_retried(start_exporter):
     finally:
         peer.close()
     # Beacon unreachable altogether
-    port = free_port()
+    port = refused_port
     exporter = start_exporter("--beacon-host", f"127.0.0.1:{port}", url=False, ready=False)
     exporter.wait_ready("/healthz")
     wait_until(lambda: exporter.logs("datastore_down"), what="datastore_down log")

@@ -80,9 +80,9 @@ def test_simulate_truth_equals_the_exporter_counts(start_exporter, redis_server)
     assert done["events"]["stop_scan"] == 12 - failed
 
 
-def test_simulate_without_a_data_store_is_a_one_line_error():
+def test_simulate_without_a_data_store_is_a_one_line_error(refused_port):
     result = run_cli(["simulate"])
     assert result.returncode == 2 and result.stderr.strip() == "bliss-exporter: error: simulate needs --redis-url"
-    result = run_cli(["simulate", "--redis-url", f"redis://127.0.0.1:{free_port()}"])
+    result = run_cli(["simulate", "--redis-url", f"redis://127.0.0.1:{refused_port}"])
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot use data store" in result.stderr

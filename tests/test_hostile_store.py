@@ -12,7 +12,6 @@ import numpy as np
 import redis
 from blissdata.streams.default import Stream
 
-from exporter.devtools.redis_stack import free_port
 from exporter.devtools.simulator import ScanSpec, publish_scan
 from exporter.store import ACL_RULES
 
@@ -98,12 +97,12 @@ def _run_forever_script(client) -> None:
         pass  # killed by SCRIPT KILL
 
 
-def test_replica_without_its_master_is_down_with_masterdown(start_exporter, data_store, raw_redis):
+def test_replica_without_its_master_is_down_with_masterdown(start_exporter, data_store, raw_redis, refused_port):
     exporter = start_exporter()
     truth = publish_scan(data_store, ScanSpec(session="rep", number=1, npoints=3, count_time=0))
     exporter.wait_value(1, "bliss_scan_events_total", session="rep", event_type="end_scan")
     raw_redis.config_set("replica-serve-stale-data", "no")
-    raw_redis.execute_command("REPLICAOF", "127.0.0.1", free_port())  # a master that is not there
+    raw_redis.execute_command("REPLICAOF", "127.0.0.1", refused_port)  # a master that is not there
     try:
         wait_down(exporter, "MASTERDOWN")
     finally:

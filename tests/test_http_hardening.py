@@ -65,7 +65,7 @@ class SlowClient:
     STARTS = (b"", b"GET /metr", b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: a")  # nothing, line, headers
 
     def __init__(self, port: int, kind: int):
-        self.sock = _open_connection(port, timeout=2)
+        self.sock = _open_connection(port, timeout=10)  # a full accept queue retries SYNs after 1 s, 3 s
         self.kind = kind
         if self.STARTS[kind]:
             self.sock.sendall(self.STARTS[kind])

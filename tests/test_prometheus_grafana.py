@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -338,12 +337,9 @@ class Prometheus:
 
 
 @pytest.fixture
-def dead_target():
-    """A bound but never listening port: scraping it is refused, and no other process can take it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
+def dead_target(refused_port):
+    """A scrape target that refuses connections."""
+    return f"127.0.0.1:{refused_port}"
 
 
 @pytest.fixture
@@ -453,7 +449,7 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     lost.start()
     exporter.wait_value(1, "bliss_active_scans", session="lost_session", state="started")
     raw_redis.delete(lost.key)
-    exporter.wait_value(1, "bliss_exporter_scans_lost_total", session="lost_session", timeout=15)
+    exporter.wait_value(1, "bliss_exporter_scans_lost_total", session="lost_session", timeout=30)
 
     # The forced stall: a scan started through blissdata's API, 2 points, then left idle (threshold 3 s).
     scan = data_store.create_scan({"name": "loopscan", "number": 1, "data_policy": "None", "session": "stall_session"},
@@ -484,10 +480,12 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     assert firing["annotations"]["dashboard_url"] == (
         f"http://grafana.test:3000/d/bliss-exporter/bliss-exporter?var-session=stall_session"
         f"&var-instance=127.0.0.1%3A{exporter.port}")
-    assert prom.query('ALERTS{alertname="BlissScanStalled", alertstate="firing", session="stall_session", '
-                      'scan="1_loopscan"}')
-    threshold = prom.query(f'bliss_scan_stall_threshold_seconds{{session="stall_session", instance="{instance}"}}')
-    assert [float(s["value"][1]) for s in threshold] == [3.0]
+    # (waited for, not read once: a scrape slower than its 1 s timeout makes the series stale until the next)
+    wait_until(lambda: prom.query('ALERTS{alertname="BlissScanStalled", alertstate="firing", '
+                                  'session="stall_session", scan="1_loopscan"}'), 20, 0.25, "ALERTS firing")
+    wait_until(lambda: [float(s["value"][1]) for s in prom.query(
+        f'bliss_scan_stall_threshold_seconds{{session="stall_session", instance="{instance}"}}')] == [3.0],
+        20, 0.25, "the stalled scan's threshold: 3 s")
 
     # Every query of every panel returns data (and at least one number) while scans run, end and stall.
     dashboard = load_dashboard()
@@ -512,14 +510,16 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     evaluated = [r for g in groups for r in g["rules"]]
     assert len(evaluated) == len(rules()) + 1
     assert all(r["health"] == "ok" for r in evaluated), [(r["name"], r.get("lastError")) for r in evaluated]
-    down = prom.alerts("BlissExporterDown")
-    assert [(a["labels"].get("instance"), a["state"]) for a in down] == [(dead_target, "pending")]
+    down = [(a["labels"].get("instance"), a["state"]) for a in prom.alerts("BlissExporterDown")]
+    assert (dead_target, "pending") in down, down  # for: 1m
+    assert (instance, "firing") not in down, down  # (a pending blip is one scrape slower than its timeout)
     assert prom.alerts("BlissDatastoreDown") == []
     # the simulator publishes scan sequences too (--sequences; with seed 7 its second item is one)
     wait_until(lambda: prom.query('sum(bliss_scans_ended_total{session="sim_session", role="sequence"}) > 0')
                and prom.query('sum(bliss_scans_ended_total{session="sim_session", role="subscan"}) > 0'),
                40, 0.5, "a simulated sequence and its subscans counted in Prometheus")
-    assert prom.alerts("BlissScanStalled", session="sim_session") == [], \
+    # not firing even with for: 2s (a pending blip is a busy machine's late scrape, not a stall)
+    assert [a for a in prom.alerts("BlissScanStalled", session="sim_session") if a["state"] == "firing"] == [], \
         "scans and sequences that publish (themselves or through their children) are not stalled"
 
     # The scan ends: its series disappear, the alert resolves.

@@ -303,16 +303,16 @@ def test_basic_auth_takes_as_long_for_an_unknown_user_as_for_a_wrong_password(tl
     session = requests.Session()  # one kept-alive connection: the time is the server's
 
     def took(user, password):
-        times = []
-        for _ in range(7):
-            t0 = time.perf_counter()
-            assert session.get(tls_exporter.base + "/metrics", headers=basic(user, password),
-                               verify=tls_exporter.ca, timeout=10).status_code == 401
-            times.append(time.perf_counter() - t0)
-        return min(times)  # a busy machine only adds time: the fastest answer is the server's own cost
+        t0 = time.perf_counter()
+        assert session.get(tls_exporter.base + "/metrics", headers=basic(user, password),
+                           verify=tls_exporter.ca, timeout=10).status_code == 401
+        return time.perf_counter() - t0
 
     took("alice", "warm-up")
-    wrong_password, unknown_user = took("alice", "wrong"), took("mallory", "wrong")
+    # alternated, so that a busy spell slows both alike; a busy machine only adds time: the fastest
+    # answer of each is the server's own cost
+    pairs = [(took("alice", "wrong"), took("mallory", "wrong")) for _ in range(9)]
+    wrong_password, unknown_user = min(p[0] for p in pairs), min(p[1] for p in pairs)
     assert wrong_password > 0.01  # bcrypt at cost 10 is slow on purpose
     assert unknown_user > 0.5 * wrong_password, (unknown_user, wrong_password)
 
@@ -458,7 +458,7 @@ def test_bursts_of_concurrent_scrapes_while_scans_are_published(start_exporter, 
     after.stop()
     after.info["end_reason"] = "SUCCESS"
     after.close()
-    exporter.wait_value(truth.scans + 1, "bliss_scan_events_total", timeout=5, session="burst", event_type="end_scan")
+    exporter.wait_value(truth.scans + 1, "bliss_scan_events_total", session="burst", event_type="end_scan")
     assert_no_watcher_errors(exporter)
     assert exporter.proc.poll() is None and "Traceback" not in exporter.stdout() + exporter.stderr()
 
@@ -526,7 +526,10 @@ def test_half_finished_requests_do_not_block_other_scrapes(start_exporter):
             assert r.status_code == 200 and "bliss_datastore_up 1.0" in r.text
         slow[1].sendall(b"a\r\n\r\n")  # the slow request, finished at last, is answered too
         slow[1].settimeout(5)
-        assert slow[1].recv(12) == b"HTTP/1.1 200"
+        answer = b""
+        while len(answer) < 12:
+            answer += slow[1].recv(12 - len(answer)) or pytest.fail(f"closed after {answer!r}")
+        assert answer == b"HTTP/1.1 200"
     finally:
         for sock in slow:
             sock.close()

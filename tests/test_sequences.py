@@ -164,6 +164,7 @@ def test_scan_sequence_roles_stall_failure_and_logs(start_exporter, data_store):
     close_sequence(parent, subscans, "FAILURE")
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="sequence", role="sequence",
                         end_reason="FAILURE")
+    exporter.barrier(data_store)  # child 3 too (closed before its sequence, discovered on its own schedule)
 
     assert nonzero(exporter, "bliss_scans_ended_total", "s1") == {
         (("end_reason", "SUCCESS"), ("role", "subscan"), ("scan_type", "loopscan")): 2,

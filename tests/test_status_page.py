@@ -101,8 +101,9 @@ def test_status_page_in_headless_chromium(start_exporter, data_store, tmp_path):
     for i in range(3):
         epoch.send(float(i))
         diode.send(float(i))
-    # an active scan still producing points, in another session
-    _, running, _ = open_scan(data_store, "id00_align", 7, "timescan", 500, 0.1)
+    # an active scan still producing points (every 0.2 s, far inside its max(1 s, 10 × 0.5 s) = 5 s
+    # threshold, so a busy machine cannot make it look stalled), in another session
+    _, running, _ = open_scan(data_store, "id00_align", 7, "timescan", 500, 0.5)
     stop = threading.Event()
 
     def produce():

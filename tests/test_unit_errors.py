@@ -15,7 +15,6 @@ from redis._parsers.base import BaseParser
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from exporter.devtools.redis_stack import free_port
 from exporter.store.errors import (
     BeaconError,
     DataStoreError,
@@ -74,8 +73,8 @@ def test_error_reply_without_a_code():
     assert is_unavailable(exc) is False
 
 
-def test_connection_refused_is_unavailable():
-    client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=2, retry=NO_RETRY)
+def test_connection_refused_is_unavailable(refused_port):
+    client = redis.Redis(host="127.0.0.1", port=refused_port, socket_connect_timeout=2, retry=NO_RETRY)
     with pytest.raises(redis.ConnectionError) as raised:
         client.ping()
     exc = raised.value

@@ -53,7 +53,8 @@ class CoalescingBytesLogger:
     structlog's BytesLogger flushes (one system call) per line; a watcher cycle writes two lines per
     scan that ended or started in it. Here a greenlet's lines are flushed by the gevent hub as soon as
     that greenlet yields (waits on Redis, sleeps), so they are late by no more than the rest of its
-    cycle's work. Outside a gevent greenlet (start-up, tests) each line is flushed at once.
+    cycle's work (and before any later scrape shows what they report: the HTTP side yields to the hub
+    first). Outside a gevent greenlet (start-up, tests) each line is flushed at once.
     """
 
     def __init__(self, file):

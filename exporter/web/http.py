@@ -46,6 +46,9 @@ class Routes:
             return _text(start_response, "404 Not Found", "not found\n")
         if method not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "method not allowed\n", [("Allow", "GET, HEAD")])
+        # Let the hub run what is queued first: a log line written in this turn is flushed before a
+        # scrape or the status page can show the change it reports.
+        gevent.sleep(0)
         if path == self.telemetry_path:
             return self.metrics_app(environ, start_response)
         if path == "/healthz":
