@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import gevent
 import structlog
 from prometheus_client import CollectorRegistry
@@ -14,6 +16,7 @@ from .sinks.logs import LogSink
 from .sinks.metrics import ExporterMetrics
 from .store import DataStoreError, DataStoreSource, normalize_redis_url, redact_url
 from .store.beacon import data_store_url
+from .store.clock import StoreClock
 from .store.detect import choose_model
 from .store.legacy import LegacySource
 from .supervisor import Backoff, Supervisor
@@ -34,8 +37,9 @@ def _legacy(sessions):
 class Exporter:
     """One exporter: its own registry, read model, watchers and HTTP server (several can share a process)."""
 
-    def __init__(self, config: Config, registry: CollectorRegistry | None = None):
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None, clock=time.time):
         self.config = config
+        self.store_clock = StoreClock(clock)  # the start: counters count what happens from now on
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.sessions = SessionFilter(config.sessions)
         self.datastore = redact_url(config.redis_url) if config.redis_url else f"beacon://{config.beacon_host}"
@@ -118,10 +122,11 @@ class Exporter:
         open_source = DataStoreSource if model == "blissdata2" else _legacy(tuple(self.config.sessions))
         source = open_source(url)  # health checks
         source.check()
+        self.store_clock.sync(source.server_time)  # once: the first connection
         # each watcher greenlet reads on a connection of its own (connected here, under supervision)
         scan_watcher = ScanWatcher(
             open_source(url, single_connection=True, on_stream_error=self.metrics.count_stream_error),
-            self.emit, poll_interval=self.config.poll_interval,
+            self.emit, poll_interval=self.config.poll_interval, store_clock=self.store_clock,
         )
         session_watcher = SessionWatcher(open_source(url, single_connection=True), scan_watcher, self.emit, self.sessions)
         self.source, self.scan_watcher = source, scan_watcher

@@ -93,6 +93,7 @@ class StreamCursor:
     observed: bool = False  # stats read at least once
     reference: bool = False  # a sequence's SUBSCANS stream (scan_sequence plugin): entries, never points
     references_read: int = 0  # entries counted when its references were last read
+    history: bool = False  # an adopted scan's stream: what its first read finds predates the exporter
 
 
 @dataclass
@@ -109,10 +110,15 @@ class ScanRecord:
     count_time: float | None = None
     title: str = ""
     adopted: bool = False
+    #: an adopted scan (created before the exporter started): the store time from which its events
+    #: add to the cumulative counters, and when the exporter first read it; None for other scans
+    counted_from: float | None = None
+    adopted_at: float | None = None
     state_keys: tuple[str, ...] = ()
     state: State = State.CREATED
     state_cursors: dict[str, str] = field(default_factory=dict)  # state stream key -> data model's cursor
     created_at: float | None = None
+    prepared_at: float | None = None
     started_at: float | None = None
     closed_at: float | None = None
     last_event_at: float | None = None
@@ -164,6 +170,11 @@ class ScanRecord:
         if begin is None or self.closed_at is None:
             return None
         return max(0.0, self.closed_at - begin)
+
+    def cumulative(self, when: float | None) -> bool:
+        """Whether an event at `when` (store time) adds to the cumulative counters: it happened since
+        the exporter started (an adopted scan's earlier history was counted by the process before)."""
+        return self.counted_from is None or (when is not None and when >= self.counted_from)
 
     def touch(self, when: float) -> None:
         """Activity at `when`; a child's activity is its parent sequence's too."""

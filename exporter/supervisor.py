@@ -70,12 +70,20 @@ class Supervisor:
         backoff.reset()
 
     def failed(self, name: str, exc: BaseException) -> None:
-        """Log (one line), count and report a part's failure."""
+        """Log (one line), count and report a part's failure.
+
+        A watcher stopped by a data store that cannot serve it now (unreachable, BUSY, LOADING...)
+        has not failed: the data store is down (one line per outage), nothing is counted against the
+        watcher, and /readyz is ready again as soon as the store is (the start-up's attempts are
+        counted: they tell how long the exporter has waited for its store).
+        """
         error = describe_error(exc)
-        self.errors.labels(name).inc()
-        self.health.part_failed(name, error)
-        expected = is_unavailable(exc) or (name == "startup" and isinstance(exc, (BeaconError, ValueError)))
-        if name == "startup" or is_unavailable(exc):
+        unavailable = is_unavailable(exc)
+        if name == "startup" or not unavailable:
+            self.errors.labels(name).inc()
+            self.health.part_failed(name, error)
+        expected = unavailable or (name == "startup" and isinstance(exc, (BeaconError, ValueError)))
+        if name == "startup" or unavailable:
             self.health.down(self.datastore(), error)
         if expected:
             log.debug("watcher_retry", watcher=name, error=error)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from .model import ScanRecord
-from .sinks.events import Event, ScanDiscovered, ScanEnded, ScanLost
+from .sinks.events import Event, ScanDiscovered, ScanEnded, ScanLost, ScansInStore
 
 #: Ended scans kept for the status page.
 RECENT_LIMIT = 50
@@ -65,6 +65,8 @@ class ExporterView:
             self._remember(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
         elif kind is ScanLost:
             self._remember(event.scan, f"LOST ({event.reason})", None, None)
+        elif kind is ScansInStore:
+            self._sessions.update(session for session, _ in event.kinds)
 
     def _remember(self, scan: ScanRecord, end_reason: str, duration: float | None, ended_at: float | None) -> None:
         self._recent.appendleft(EndedScan(

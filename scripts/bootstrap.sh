@@ -37,6 +37,8 @@ if [ "$want_test" = 1 ]; then
   # plain Redis 7.0 for legacy (BLISS 1.x) data stores. Tests start their own /usr/bin/redis-server
   # on a free 127.0.0.1 port; the packaged service (port 6379, started or not) is never used.
   [ -x /usr/bin/redis-server ] || apt_pkgs+=(redis-server)
+  # libfaketime: an exporter process whose host clock is off Redis TIME (tests/test_counter_semantics.py)
+  command -v faketime >/dev/null || apt_pkgs+=(faketime)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "bootstrap: apt-get install ${apt_pkgs[*]}"

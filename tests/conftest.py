@@ -12,6 +12,7 @@ from exporter.devtools.redis_stack import RedisStackServer
 
 from .builders import make_pki
 from .helpers import ExporterProcess
+from .prometheus import Prometheus
 
 
 @pytest.fixture
@@ -63,19 +64,34 @@ def start_exporter(redis_server, tmp_path):
     """Factory: start_exporter(*extra_args) -> a ready ExporterProcess on the test data store."""
     procs = []
 
-    def start(*args, url: str | None = None, ready: bool = True, env=None):
+    def start(*args, url: str | None = None, ready: bool = True, env=None, port: int | None = None):
         base = ["--redis-url", url or redis_server.url] if url is not False else []
-        proc = ExporterProcess([*base, "--poll-interval", "0.1", *args], tmp_path, env=env)
+        proc = ExporterProcess([*base, "--poll-interval", "0.1", *args], tmp_path, env=env, port=port)
         procs.append(proc)
         if ready:
             proc.wait_ready()
         return proc
 
+    start.processes = procs
     yield start
     for proc in procs:
         if proc.proc.poll() is None:
             proc.proc.kill()
             proc.proc.wait()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path):
+    started = []
+
+    def start(*args, **kw) -> Prometheus:
+        prom = Prometheus(tmp_path, *args, **kw)
+        started.append(prom)
+        return prom.wait_ready()
+
+    yield start
+    for prom in started:
+        prom.stop()
 
 
 @pytest.fixture(scope="session")

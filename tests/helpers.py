@@ -129,8 +129,9 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
 class ExporterProcess:
     """`python -m exporter ...` as a child process on a free port, JSON logs captured."""
 
-    def __init__(self, args: list[str], tmp_path: Path, env: dict | None = None, preexec_fn=None):
-        self.port = free_port()
+    def __init__(self, args: list[str], tmp_path: Path, env: dict | None = None, preexec_fn=None,
+                 port: int | None = None):
+        self.port = port or free_port()
         self.log_path = tmp_path / f"exporter-{self.port}.log"
         self.err_path = tmp_path / f"exporter-{self.port}.err"
         full_env = dict(os.environ)
@@ -193,6 +194,8 @@ class ExporterProcess:
           counted again: the values asserted after the barrier are final, an over-count shows;
         - every scan created before it was discovered (or skipped, or filtered out).
         It says nothing of data still arriving on scans that are active (polled on their own schedule).
+        It then scrapes once: a series new since the last scrape shows 0 in that scrape, its first counts
+        in the next ones (exporter/sinks/first_scrape.py), so the values read after it are final.
 
         The barrier adds a scan_start and a scan_end line and series of its own session: assert on
         logs(event, session=...) and on metrics of the test's sessions.
@@ -214,6 +217,7 @@ class ExporterProcess:
 
         (end,) = wait_until(ended, timeout, what=f"the end of barrier scan {number}_barrier ({scan.key})")
         assert end["session"] == session and end["end_reason"] == "SUCCESS", end
+        self.metrics_text()
         return end
 
     def stdout(self) -> str:

@@ -132,7 +132,9 @@ def test_session_filter_keeps_other_sessions_out(start_exporter, data_store):
     assert start["session_filter"] == "id00_*"
 
 
-def test_scan_active_at_start_is_adopted_with_its_whole_history(start_exporter, data_store):
+def test_scan_active_at_start_adds_only_what_happens_after_the_start(start_exporter, data_store):
+    """Changed on purpose (issue 17): an adopted scan used to be counted with its whole history, which
+    a restart mid-scan counted twice in increase(). Its history is still its own (scan_end line)."""
     old = new_scan(data_store, "s1", 1)
     old.prepare()
     old.start()
@@ -148,19 +150,29 @@ def test_scan_active_at_start_is_adopted_with_its_whole_history(start_exporter, 
     stream.join()
 
     exporter = start_exporter()
-    exporter.wait_value(2, "bliss_scan_events_total", session="s1", event_type="new_data")
-    assert exporter.value("bliss_active_scans", session="s1", state="started") == 1
+    exporter.wait_value(1, "bliss_active_scans", session="s1", state="started")
+    # the session's series exist at 0 from the start: increase() sees its first counts after a restart
+    assert events(exporter, "s1") == dict.fromkeys(EVENT_TYPES, 0)
+    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 0
     stream.send(1.0)
+    stream.join()
+    exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="new_data")
     scan.stop()
+    scan.info["end_reason"] = "SUCCESS"
     scan.close()
     exporter.wait_value(1, "bliss_scan_events_total", session="s1", event_type="end_scan")
     exporter.barrier(data_store)  # the values below are final: an over-count would show
     assert events(exporter, "s1") == {
-        "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
+        "new_node": 0, "new_data": 1, "prepared_scan": 0, "start_scan": 0, "stop_scan": 1, "end_scan": 1,
     }
-    assert exporter.value("bliss_scan_points_total", session="s1") == 11
+    assert exporter.value("bliss_scan_points_total", session="s1") == 1
+    assert exporter.value("bliss_scans_ended_total", session="s1", scan_type="loopscan", end_reason="SUCCESS") == 1
     (start,) = exporter.logs("scan_start", session="s1")
     assert start["scan"] == "2_loopscan" and start["adopted"] is True
+    (end,) = exporter.logs("scan_end", session="s1")  # its own whole history
+    assert end["points"] == 11 and end["events"] == {
+        "new_node": 2, "new_data": 3, "prepared_scan": 1, "start_scan": 1, "stop_scan": 1, "end_scan": 1,
+    }
 
 
 def test_trimmed_streams_are_still_counted_exactly(start_exporter, data_store, raw_redis):

@@ -227,7 +227,12 @@ def test_a_session_read_as_the_watchers_read_it(legacy_redis, legacy_publish):
     assert source.scan_keys() == created
     assert source.scans_created_after(LegacyPosition(), list(reversed(created))) == created
     assert source.new_scans(reader.position, None).keys == []
-    assert source.still_active(list(reader.docs.values())) == []
+    lifetimes = source.lifetimes(list(reader.docs.values()))
+    for key in reader.order:  # every one closed; its times are its ids'
+        ids = dict(reader.states[key])
+        assert lifetimes[key].created == stream_id_time(created_ids[key])
+        assert (lifetimes[key].prepared, lifetimes[key].closed) == (
+            stream_id_time(ids[State.PREPARED]), stream_id_time(ids[State.CLOSED]))
     alive = source.scans_alive({k: d.state_keys for k, d in reader.docs.items()})
     assert alive == dict.fromkeys(created)
 
@@ -271,13 +276,14 @@ def test_adoption_of_a_running_scan(legacy_redis, legacy_publish):
     keys = source.scan_keys()
     assert keys == [f"{SCANS}:1_loopscan", held]
     docs = source.load_scans(keys)
-    active = source.still_active(list(docs.values()))
-    assert [d.key for d in active] == [held]
+    lifetimes = source.lifetimes(list(docs.values()))
+    assert [key for key, life in lifetimes.items() if life.closed is None] == [held]
+    assert lifetimes[held].created <= lifetimes[held].prepared
     reader.watch({held: docs[held]})
     reader.run_until(lambda: held in reader.streams and reader.polls, what="the held scan's PREPARED")
     assert [st for st, _ in reader.states[held]] == [State.PREPARED]
     assert source.scans_alive({held: docs[held].state_keys}) == {held: None}
-    assert source.still_active([docs[held]]) == [docs[held]]
+    assert source.lifetimes([docs[held]])[held].closed is None
     # while held: all its data is there already, counted from the stream heads
     mid = source.stream_stats(Reader.kinds(reader.streams[held]))
     assert sum(s.points for s in mid.values()) == 4 * 30 + 30

@@ -23,12 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import yaml
 
-from exporter.devtools.redis_stack import free_port
-
 from .helpers import ROOT, wait_until
+from .prometheus import Prometheus, needs_prometheus
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
@@ -36,14 +34,11 @@ DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
 VALIDATE = ROOT / "tests" / "dashboard"  # the dashboard type-check (npm, tsc)
 COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
 PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
 NPM = shutil.which("npm")
 
 CI = os.environ.get("CI") == "true"  # under CI a missing tool fails the test instead of skipping it
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not CI, reason="promtool not installed (scripts/bootstrap.sh --test installs Debian's prometheus)")
-needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None and not CI, reason="prometheus not installed (scripts/bootstrap.sh --test installs Debian's prometheus)")
 needs_npm = pytest.mark.skipif(
     (NPM is None or shutil.which("node") is None) and not CI, reason="node/npm not installed (scripts/bootstrap.sh --test)")
 
@@ -279,81 +274,10 @@ def test_dashboard_type_checks_against_grafana_schema(tmp_path):
 # end to end: real Prometheus scraping the real exporter
 
 
-class Prometheus:
-    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path]):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
-                       "external_labels": {"grafana_url": "http://grafana.test:3000"}},
-            "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [{"job_name": "bliss-exporter", "static_configs": [{"targets": scrape_targets}]}],
-        }
-        self.config = tmp_path / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.log = tmp_path / "prometheus.log"
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=tmp_path)
-
-    def api(self, path: str, **params):
-        r = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10)
-        body = r.json()
-        assert body["status"] == "success", f"{path} {params}: {body}"
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        data = self.api("query", query=expr)
-        assert data["resultType"] in ("vector", "scalar"), data
-        if data["resultType"] == "scalar":
-            return [{"metric": {}, "value": data["result"]}]
-        return data["result"]
-
-    def alerts(self, alertname: str | None = None, **labels) -> list[dict]:
-        return [a for a in self.api("alerts")["alerts"]
-                if (alertname is None or a["labels"]["alertname"] == alertname)
-                and all(a["labels"].get(k) == v for k, v in labels.items())]
-
-    def wait_ready(self):
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                return requests.get(self.base + "/-/ready", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-        wait_until(ready, 30, 0.2, "prometheus ready")
-        return self
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def dead_target(refused_port):
     """A scrape target that refuses connections."""
     return f"127.0.0.1:{refused_port}"
-
-
-@pytest.fixture
-def start_prometheus(tmp_path):
-    started = []
-
-    def start(*args, **kw) -> Prometheus:
-        prom = Prometheus(tmp_path, *args, **kw)
-        started.append(prom)
-        return prom.wait_ready()
-
-    yield start
-    for prom in started:
-        prom.stop()
 
 
 @pytest.fixture

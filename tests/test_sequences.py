@@ -72,8 +72,10 @@ def test_end_reason_label_is_bounded_and_the_known_reasons_always_pass():
 
 
 def _exposition(registry) -> str:
+    """The second of two scrapes: new series show 0 in the first (exporter/sinks/first_scrape.py)."""
     from prometheus_client import generate_latest
 
+    generate_latest(registry)
     return generate_latest(registry).decode()
 
 

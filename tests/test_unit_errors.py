@@ -66,6 +66,17 @@ def test_error_reply_is_described_by_its_code_and_classified(reply, cls, unavail
     assert is_unavailable(exc) is unavailable
 
 
+@pytest.mark.parametrize("reply, cls, unavailable", ERROR_REPLIES, ids=[r.split()[0] for r, _, _ in ERROR_REPLIES])
+def test_error_reply_inside_a_pipeline_is_classified_by_its_own_code(reply, cls, unavailable):
+    """redis-py's pipeline wraps a reply: "Command # 2 (EXISTS k) of pipeline caused error: BUSY ..."."""
+    exc = reply_error(reply)
+    redis.client.Pipeline.annotate_exception(None, exc, 2, ("EXISTS", "esrf:scan:x"))
+    assert str(exc).startswith("Command # 2 (EXISTS esrf:scan:x) of pipeline caused error: ")
+    assert error_code(exc) == reply.split()[0]
+    assert describe_error(exc) == reply
+    assert is_unavailable(exc) is unavailable
+
+
 def test_error_reply_without_a_code():
     exc = reply_error("something went wrong")
     assert type(exc) is redis.exceptions.ResponseError and error_code(exc) is None

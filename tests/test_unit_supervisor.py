@@ -7,6 +7,7 @@ import time
 import gevent
 import redis
 from prometheus_client import CollectorRegistry, Counter
+from redis._parsers.base import BaseParser
 
 from exporter.health import Health
 from exporter.supervisor import Backoff, Supervisor
@@ -98,3 +99,28 @@ def test_start_up_returns_what_it_made_once_it_succeeds():
 
     assert supervisor.run("startup", connect, once=True) == "watchers"
     assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "startup"}) == 2
+
+
+def test_a_watcher_stopped_by_a_busy_store_marks_it_down_but_has_not_failed():
+    """BUSY (or LOADING, a refused connection...) inside a batch is the data store down, once per outage:
+    no watcher_error, nothing counted against the watcher, ready again as soon as the store is."""
+    health, errors, supervisor, registry = make()
+    busy = BaseParser().parse_error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.")
+    redis.client.Pipeline.annotate_exception(None, busy, 3, ("EXISTS", "esrf:scan:x"))
+    calls = []
+
+    def part():
+        calls.append(1)
+        if len(calls) <= 3:
+            raise busy
+        gevent.sleep(60)
+
+    greenlet = gevent.spawn(supervisor.run, "scan_watcher", part)
+    try:
+        until(lambda: len(calls) >= 4)
+        assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) is None
+        assert not health.ready and health.reason.startswith("BUSY Redis is busy")
+        health.up("redis://bliss-data:6380")  # the self-test passes again
+        assert health.ready and health.reason == ""
+    finally:
+        greenlet.kill()

@@ -23,8 +23,17 @@ class ScanDiscovered:
 
 
 @dataclass(slots=True)
+class ScansInStore:
+    """At start: the sessions and scan types the data store holds scans of ({(session, scan_type): is a
+    sequence}), watched or not, so that their series start at 0 before anything is counted."""
+
+    kinds: dict  # (session, scan_type) -> bool (a scan sequence)
+
+
+@dataclass(slots=True)
 class ScanCounted:
-    """New events (by EventType) and points of a watched scan."""
+    """New events (by EventType) and points of a watched scan, since the exporter started (an adopted
+    scan's earlier history is not in them)."""
 
     scan: ScanRecord
     events: dict  # EventType -> count
@@ -65,7 +74,7 @@ class SequenceError:
     detail: str
 
 
-Event = Union[ScanDiscovered, ScanCounted, ScanEnded, ScanLost, ScanSkipped, SequenceError]
+Event = Union[ScansInStore, ScanDiscovered, ScanCounted, ScanEnded, ScanLost, ScanSkipped, SequenceError]
 Sink = Callable[[Event], None]
 
 

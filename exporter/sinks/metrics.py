@@ -12,7 +12,8 @@ from prometheus_client.utils import floatToGoString
 from .. import __version__
 from ..model import ACTIVE_STATES, ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, ROLES, EventType, clean_label_value
 from ..store import STREAM_ERROR_REASONS
-from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScanSkipped, SequenceError
+from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScansInStore, ScanSkipped, SequenceError
+from .first_scrape import FirstScrape
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -69,18 +70,22 @@ class ScanCounts:
     def __init__(self):
         self.events: dict[str, dict[EventType, int]] = {}
         self.points: dict[str, int] = {}
+        self.first_scrape = FirstScrape()
 
     def add_session(self, session: str) -> None:
-        """Every series of a session, at 0, so that increase() sees its first events."""
+        """Every series of a session, at 0 (shown so by a scrape before its first counts apply)."""
         if session not in self.events:
             self.events[session] = dict.fromkeys(EventType, 0)
             self.points[session] = 0
+            self.first_scrape.created(session)
 
     def add(self, session: str, events, points: int) -> None:
         by_event = self.events.get(session)
         if by_event is None:
             self.add_session(session)
             by_event = self.events[session]
+        if self.first_scrape.hold((session,), self.add, session, events, points):
+            return
         for event_type, n in events.items():
             by_event[event_type] += n
         if points:
@@ -94,6 +99,7 @@ class ScanCounts:
             for event_type, n in list(by_event.items()):
                 events.add_metric([session, event_type.value], n)
             points.add_metric([session], self.points[session])
+        self.first_scrape.scraped()
         yield events
         yield points
 
@@ -110,22 +116,28 @@ class ScanEnds:
         self._le = [floatToGoString(b) for b in self.bounds]
         self.ended: dict[tuple[str, str, str, str], int] = {}  # (session, scan_type, role, end_reason)
         self.durations: dict[tuple[str, str, str], list] = {}  # (session, scan_type, role) -> [per bucket..., sum]
+        self.first_scrape = FirstScrape()
 
     def add_series(self, session: str, scan_type: str, role: str, end_reasons) -> None:
-        """The series of these labels at 0 (increase() then sees the first scan that ends)."""
+        """The series of these labels at 0 (shown so by a scrape before the first scan that ends)."""
         for reason in end_reasons:
-            self.ended.setdefault((session, scan_type, role, reason), 0)
-        self.durations.setdefault((session, scan_type, role), [0] * len(self.bounds) + [0.0])
+            if (session, scan_type, role, reason) not in self.ended:
+                self.ended[(session, scan_type, role, reason)] = 0
+                self.first_scrape.created((session, scan_type, role, reason))
+        if (session, scan_type, role) not in self.durations:
+            self.durations[(session, scan_type, role)] = [0] * len(self.bounds) + [0.0]
+            self.first_scrape.created((session, scan_type, role))
 
     def add(self, ended: tuple[str, str, str, str], duration: float | None) -> None:
         """One scan ended (labels of bliss_scans_ended_total), with its duration if it has one."""
-        self.ended[ended] = self.ended.get(ended, 0) + 1
+        if ended not in self.ended:
+            self.add_series(*ended[:3], (ended[3],))
+        if self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration):
+            return
+        self.ended[ended] += 1
         if duration is None:
             return
-        by_bucket = self.durations.get(ended[:3])
-        if by_bucket is None:
-            self.add_series(*ended[:3], ())
-            by_bucket = self.durations[ended[:3]]
+        by_bucket = self.durations[ended[:3]]
         by_bucket[bisect_left(self.bounds, duration)] += 1  # the first bucket whose `le` >= duration
         by_bucket[-1] += duration
 
@@ -143,6 +155,7 @@ class ScanEnds:
                 cumulative += n
                 buckets.append((le, cumulative))
             duration.add_metric(labels, buckets, by_bucket[-1])
+        self.first_scrape.scraped()
         yield duration  # in the order the exposition always had
         yield ended
 
@@ -221,7 +234,8 @@ class ExporterMetrics:
         self._sessions_initialised: set[str] = set()
         self._types_seen: set[tuple[str, str, bool]] = set()
         self._ended_labels: dict[tuple[str, str, str, str], tuple] = {}  # raw labels -> bounded label values
-        self._handlers = {ScanCounted: self._counted, ScanDiscovered: self._discovered, ScanEnded: self._ended,
+        self._handlers = {ScansInStore: self._in_store, ScanCounted: self._counted, ScanDiscovered: self._discovered,
+                          ScanEnded: self._ended,
                           ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
@@ -305,6 +319,11 @@ class ExporterMetrics:
 
     def _counted(self, event: ScanCounted) -> None:
         self.counts.add(event.scan.session, event.events, event.points)
+
+    def _in_store(self, event: ScansInStore) -> None:
+        for (session, scan_type), sequence in event.kinds.items():
+            self._see_session(session)
+            self._see_scan_type(session, self.scan_type_label(scan_type), sequence)
 
     def _discovered(self, event: ScanDiscovered) -> None:
         scan = event.scan

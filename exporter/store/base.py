@@ -54,6 +54,15 @@ class Closing:
     references: dict[str, tuple[list[tuple[str, str | None, str]], bool]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Lifetime:
+    """When a scan was created, prepared and closed, in the data store's time (s); None: not (yet) found."""
+
+    created: float | None
+    prepared: float | None = None
+    closed: float | None = None
+
+
 class Source(Protocol):
     """Read-only access to one data store, as the session and scan watchers use it."""
 
@@ -82,8 +91,11 @@ class Source(Protocol):
     def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
         """One scan's document (a sequence parent named by a child); raise ScanGone or ScanInvalid."""
 
-    def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
-        """Those of these scans not yet closed (adoption at start)."""
+    def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
+        """When each of these scans was created, prepared and closed (start-up), in one round trip."""
+
+    def server_time(self) -> float:
+        """The data store's clock now (Redis TIME), in seconds since the epoch."""
 
     # -- per scan (scan watcher) -------------------------------------------------------------------
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:

@@ -11,8 +11,8 @@ from typing import Callable, Collection, Mapping
 import orjson
 import redis
 
-from ..model import State
-from .base import Closing, NewScans, ScanStreams
+from ..model import State, stream_id_time
+from .base import Closing, Lifetime, NewScans, ScanStreams
 from .batch import run_batch
 from .documents import (
     SCAN_PREFIX,
@@ -60,6 +60,7 @@ READ_COMMANDS = {
     "exists": ("EXISTS", PROTOCOL_KEY),
     "scan": ("SCAN", "0", "MATCH", SCAN_PREFIX + "\\*", "COUNT", "1", "TYPE", "ReJSON-RL"),
     "json.get": ("JSON.GET", SCAN_PREFIX + "bliss-exporter-self-test"),
+    "time": ("TIME",),
 }
 
 
@@ -230,17 +231,29 @@ class DataStoreSource(StreamStatsReader):
             raise found
         return found
 
-    def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
-        """Those of these scans whose state stream's last entry is not CLOSED, in one round trip."""
-        active = []
-        for doc, entries in zip(docs, run_batch(self.redis, [("XREVRANGE", doc.state_keys[0], "+", "-", "COUNT", 1)
-                                                             for doc in docs])):
+    def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
+        """Creation (the state stream's first entry), PREPARED and CLOSED times, from the state
+        streams' ids (server time), in one round trip; created None for a scan without state entry."""
+        out = {}
+        replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 16) for doc in docs])
+        for doc, entries in zip(docs, replies):
             if isinstance(entries, Exception):
-                raise entries
-            state = _state(entries[0][1]) if entries else None
-            if state is not None and state is not State.CLOSED:
-                active.append(doc)
-        return active
+                if is_unavailable(entries) or not isinstance(entries, redis.ResponseError):
+                    raise entries
+                entries = None  # not a stream: the scan cannot be watched
+            life = out[doc.key] = Lifetime(stream_id_time(entries[0][0]) if entries else None)
+            for entry_id, fields in entries or ():
+                state = _state(fields)
+                if state is State.PREPARED and life.prepared is None:
+                    life.prepared = stream_id_time(entry_id)
+                elif state is State.CLOSED and life.closed is None:
+                    life.closed = stream_id_time(entry_id)
+        return out
+
+    def server_time(self) -> float:
+        """Redis TIME, in seconds."""
+        seconds, microseconds = self.redis.time()
+        return seconds + microseconds / 1e6
 
     def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
         """The data streams listed in several scan documents, in one round trip (one node each)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import redis
 
 #: Errors meaning "the data store is not reachable right now".
@@ -30,6 +32,17 @@ class DataStoreUnavailable(ReasonError):
     """The data store answered with an error reply that means it cannot serve us now (see UNAVAILABLE_CODES)."""
 
 
+#: redis-py's wrapping of an error reply inside a pipeline: "Command # 2 (EXISTS k) of pipeline caused error: BUSY ..."
+_PIPELINE_ERROR = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: (?P<reply>.*)$", re.DOTALL)
+
+
+def error_reply(exc: BaseException) -> str:
+    """The error reply's own text (`BUSY Redis is busy...`), unwrapped from redis-py's pipeline message."""
+    text = str(exc)
+    found = _PIPELINE_ERROR.match(text)
+    return found.group("reply") if found else text
+
+
 def error_code(exc: BaseException) -> str | None:
     """The Redis error code of an error reply (`NOPERM`, `BUSY`...), None for other errors."""
     if not isinstance(exc, redis.RedisError):
@@ -37,14 +50,15 @@ def error_code(exc: BaseException) -> str | None:
     code = getattr(exc, "status_code", None)
     if code:
         return code
-    word = str(exc).split(" ", 1)[0]
+    word = error_reply(exc).split(" ", 1)[0]
     return word if word.isupper() else None
 
 
 def describe_error(exc: BaseException) -> str:
     """One line naming an error: the Redis error code and message, else the exception type and message."""
     code = error_code(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = error_reply(exc).strip()
+    text = text.splitlines()[0] if text else ""
     if isinstance(exc, ReasonError):
         return text
     if code:

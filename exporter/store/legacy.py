@@ -28,9 +28,9 @@ from typing import Callable, Collection, Iterable, Mapping
 
 import redis
 
-from ..model import State
+from ..model import State, stream_id_time
 from . import legacy_pickle
-from .base import REFERENCE_KIND, Closing, NewScans, ScanStreams
+from .base import REFERENCE_KIND, Closing, Lifetime, NewScans, ScanStreams
 from .documents import ScanDocument
 from .errors import (
     CONNECTION_ERRORS,
@@ -77,6 +77,7 @@ READ_COMMANDS = {
     "xread": ("XREAD", "COUNT", "1", "STREAMS", SELF_TEST_KEY + CHILDREN, "0-0"),
     "xinfo|stream": ("XINFO", "STREAM", SELF_TEST_KEY + CHILDREN),
     "scan": ("SCAN", "0", "MATCH", SELF_TEST_KEY + CHILDREN, "COUNT", "1", "TYPE", "stream"),
+    "time": ("TIME",),
 }
 
 #: The Redis ACL rules LegacySource needs, exactly: READ_COMMANDS and SELECT (BLISS 1.x writes in
@@ -503,16 +504,33 @@ class LegacySource(StreamStatsReader):
         doc.created_id = self._created.get(key)
         return doc
 
-    def still_active(self, docs: list[ScanDocument]) -> list[ScanDocument]:
-        """Those of these scans whose node exists and whose `_end` has no entry yet."""
+    def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
+        """Creation (the scan's NEW_NODE id in its container's list), PREPARED (`_prepared`'s entry)
+        and CLOSED (`_end`'s entry) times, server time; created None for a scan whose node is gone."""
         if not docs:
-            return []
+            return {}
+        created = self.creation_ids([doc.key for doc in docs])
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
             pipe.exists(doc.key)
+            pipe.xrange(doc.key + "_prepared", count=1)
             pipe.xrange(doc.key + "_end", count=1)
-        replies = pipe.execute()
-        return [doc for i, doc in enumerate(docs) if replies[2 * i] and not replies[2 * i + 1]]
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
+                raise reply
+        out = {}
+        for i, doc in enumerate(docs):
+            exists, prepared, end = replies[3 * i: 3 * i + 3]
+            created_id = created.get(doc.key)
+            out[doc.key] = Lifetime(stream_id_time(created_id) if exists == 1 and created_id else None,
+                                    _first_time(prepared), _first_time(end))
+        return out
+
+    def server_time(self) -> float:
+        """Redis TIME, in seconds."""
+        seconds, microseconds = self.redis.time()
+        return seconds + microseconds / 1e6
 
     # -- states -----------------------------------------------------------------------------------
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:
@@ -711,6 +729,11 @@ class LegacySource(StreamStatsReader):
                 else:
                     out.append((entry_id, None, f"__DATA__ is not a scan db_name: {str(child)[:200]!r}"))
         return out, len(raw) == count
+
+
+def _first_time(entries) -> float | None:
+    """Server time of an XRANGE reply's first entry; None if there is none (or the reply is an error)."""
+    return stream_id_time(entries[0][0]) if isinstance(entries, list) and entries else None
 
 
 def _final_state(state) -> bool:

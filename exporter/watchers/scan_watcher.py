@@ -30,6 +30,7 @@ from ..model import (
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
 from ..store import ScanDocument, ScanGone, ScanInvalid
 from ..store.base import REFERENCE_KIND, ScanStreams, Source
+from ..store.clock import StoreClock
 
 
 class ScanWatcher:
@@ -43,8 +44,10 @@ class ScanWatcher:
         liveness_interval: float = 5.0,
         min_read_interval: float = 0.6,
         clock=time.time,
+        store_clock: StoreClock | None = None,
     ):
         self.source = source
+        self.store_clock = store_clock or StoreClock(clock)
         self.emit = emit
         self.poll_interval = poll_interval
         self.liveness_interval = liveness_interval
@@ -63,11 +66,23 @@ class ScanWatcher:
     def is_known(self, key: str) -> bool:
         return key in self.active or key in self._ended
 
-    def watch(self, doc: ScanDocument, adopted: bool = False) -> ScanRecord | None:
-        """Start watching a scan (once); counts its discovery as a new_node event."""
+    def watch(self, doc: ScanDocument, counted_from: float | None = None) -> ScanRecord | None:
+        """Start watching a scan (once); counts its discovery as a new_node event.
+
+        `counted_from` (store time) adopts a scan created before the exporter started: its whole
+        history is its own (log lines, progress), but only what happens from `counted_from` on, or
+        after this first read, adds to the cumulative counters (the process before counted the rest).
+        """
         if self.is_known(doc.key):
             return None
+        adopted = counted_from is not None
         record = record_from_document(doc, adopted)
+        if adopted:
+            record.counted_from, record.adopted_at = counted_from, self.store_clock.now()
+            for cursor in record.streams.values():
+                cursor.history = True
+            # its streams' nodes count if it was PREPARED since the start: learnt again once its states are read
+            record.streams_known = False
         link_error = self._find_parent(record)  # may read the data store: before the scan is counted
         self.active[record.key] = record
         for key in record.state_keys:
@@ -80,8 +95,11 @@ class ScanWatcher:
         if link_error:
             self.emit(SequenceError(record, "bad_group", link_error))
         # the scan itself, plus its data streams when the document already lists them (PREPARED or later)
-        record.nodes_counted = len(record.streams)
-        self._count(record, {EventType.NEW_NODE: 1 + record.nodes_counted}, 0)
+        if adopted:
+            self._count(record, {EventType.NEW_NODE: 1}, 0, cumulative=False)  # created before the start
+        else:
+            record.nodes_counted = len(record.streams)
+            self._count(record, {EventType.NEW_NODE: 1 + record.nodes_counted}, 0)
         self._wakeup.set()
         return record
 
@@ -262,8 +280,8 @@ class ScanWatcher:
             self._close(closing)
 
     def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
-        """Count state entries, every one of them, in order."""
-        events = {}
+        """Count state entries, every one of them, in order (an adopted scan's older ones as its own only)."""
+        events, history = {}, {}
         for entry_id, state in entries:
             record.state_cursors[state_key] = entry_id
             if state is None:
@@ -273,6 +291,8 @@ class ScanWatcher:
             record.state = state
             if state is State.CREATED:
                 record.created_at = when
+            elif state is State.PREPARED:
+                record.prepared_at = when
             elif state is State.STARTED:
                 record.started_at = when
             elif state is State.CLOSED:
@@ -282,9 +302,12 @@ class ScanWatcher:
                 # counted by _close, together with the scan's end: a scrape never sees one without the other
                 record.pending_end += 1
             elif event is not None:
-                events[event] = events.get(event, 0) + 1
+                counts = events if record.counted_from is None or when >= record.counted_from else history
+                counts[event] = counts.get(event, 0) + 1
         if events:
             self._count(record, events, 0)
+        if history:
+            self._count(record, history, 0, cumulative=False)
 
     def _learn_streams(self, records: list[ScanRecord]) -> None:
         """Data streams are known from PREPARED on: one new_node per node under the scan (one read for all)."""
@@ -294,11 +317,15 @@ class ScanWatcher:
             record.streams_known = True  # a gone or invalid scan has nothing more to learn
             if not isinstance(result, ScanStreams):
                 continue
+            known = set(record.streams)
             set_streams(record, result.streams)
+            if record.adopted and (record.prepared_at is None or record.prepared_at < record.adopted_at):
+                for key in record.streams.keys() - known:  # written before the exporter first read the scan
+                    record.streams[key].history = True
             added = result.nodes - record.nodes_counted
             if added > 0:
                 record.nodes_counted = result.nodes
-                self._count(record, {EventType.NEW_NODE: added}, 0)
+                self._count(record, {EventType.NEW_NODE: added}, 0, cumulative=record.cumulative(record.prepared_at))
 
     @staticmethod
     def _unsealed(records: list[ScanRecord]) -> dict[str, str]:
@@ -320,9 +347,11 @@ class ScanWatcher:
                 self._count(record, events, new_points)
 
     def _new_data(self, record: ScanRecord, stats: dict) -> tuple[int, int]:
-        """Take a scan's new stream stats into its cursors: (new data entries, new points)."""
+        """Take a scan's new stream stats into its cursors: (new data entries, new points) since the
+        exporter started (what an adopted scan's streams held at their first read is its own only)."""
         now = self.clock()
         new_entries = new_points = 0
+        history_entries = history_points = 0
         for cursor in record.streams.values():
             st = stats.get(cursor.key)
             if st is None:
@@ -340,8 +369,16 @@ class ScanWatcher:
             if (d_entries or d_points) and (cursor.observed or not record.adopted):
                 record.touch(now)
             cursor.observed = True
-            new_entries += d_entries
-            new_points += d_points
+            if cursor.history:
+                cursor.history = False
+                history_entries += d_entries
+                history_points += d_points
+            else:
+                new_entries += d_entries
+                new_points += d_points
+        if history_entries or history_points:
+            self._count(record, {EventType.NEW_DATA: history_entries} if history_entries else {}, history_points,
+                        cumulative=False)
         return new_entries, new_points
 
     def _close(self, records: list[ScanRecord]) -> None:
@@ -361,7 +398,11 @@ class ScanWatcher:
             record.end_reason = "DELETION" if not end.exists else end.end_reason or record.end_reason or "UNKNOWN"
             self._forget(record)
             new_entries, new_points = last_data[record.key]
-            events = {EventType.END_SCAN: record.pending_end}
+            events = {}
+            if record.cumulative(record.closed_at):
+                events[EventType.END_SCAN] = record.pending_end
+            else:  # closed before the exporter started (an adopted scan's history)
+                self._count(record, {EventType.END_SCAN: record.pending_end}, 0, cumulative=False)
             if new_entries:
                 events[EventType.NEW_DATA] = new_entries
             self._count(record, events, new_points)  # its last data and its end: one update
@@ -395,8 +436,11 @@ class ScanWatcher:
         while len(self._ended) > self._ended_limit:
             self._ended.popitem(last=False)
 
-    def _count(self, record: ScanRecord, events: dict, points: int) -> None:
+    def _count(self, record: ScanRecord, events: dict, points: int, cumulative: bool = True) -> None:
+        """Events and points of a scan: its own counts; the cumulative counters' too, unless they happened
+        before the exporter started (an adopted scan's history: `cumulative` False)."""
         counts = record.counts
         for event, n in events.items():
             counts[event] += n
-        self.emit(ScanCounted(record, events, points))
+        if cumulative:
+            self.emit(ScanCounted(record, events, points))

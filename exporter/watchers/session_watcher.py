@@ -1,10 +1,14 @@
 """Session watcher: finds the scans of the watched sessions and hands them to the scan watcher.
 
-At start it adopts the scans that are still active (whole history counted, so totals stay exact
-across an exporter restart) and then follows the data model's flow of new scans from where it was
-(blissdata 2.x: the scan-history stream). If scans were missed while it could not read (the history
-trimmed past its position: more than ~2048 scans), it logs the gap and re-synchronises from the
-scans themselves instead of skipping any.
+Counters count what happened since the exporter started. At start it looks at every scan of the
+watched sessions in the data store: those created since the exporter started (in the store's clock,
+store.clock) are watched in full, even if already closed (nothing is lost while the exporter waited
+for its store); older ones still active at the start are adopted: only what happens from then on adds
+to the counters (the process before counted the rest). Every session and scan type found gets its
+series at 0. It then follows the data model's flow of new scans from where it was (blissdata 2.x: the
+scan-history stream). If scans were missed while it could not read (the history trimmed past its
+position: more than ~2048 scans), it logs the gap and re-synchronises from the scans themselves
+instead of skipping any.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import fnmatch
 import gevent
 import structlog
 
-from ..sinks.events import ScanSkipped, Sink
-from ..store import ScanGone, ScanInvalid
+from ..sinks.events import ScansInStore, ScanSkipped, Sink
+from ..store import ScanDocument, ScanGone, ScanInvalid
 from ..store.base import Position, Source
+from ..store.clock import StoreClock
 from .scan_watcher import ScanWatcher
 
 log = structlog.get_logger("bliss_exporter.session_watcher")
@@ -46,8 +51,10 @@ class SessionWatcher:
         sessions: SessionFilter,
         block_ms: int = 1000,
         min_read_interval: float = 0.5,
+        store_clock: StoreClock | None = None,
     ):
         self.source = source
+        self.store_clock = store_clock or scans.store_clock
         self.scans = scans
         self.emit = emit
         self.sessions = sessions
@@ -59,7 +66,7 @@ class SessionWatcher:
     def run(self) -> None:
         """Watch forever; raises on data store errors (the supervisor restarts it, position kept)."""
         if self.position is None:
-            self.adopt_active()
+            self.start()
         while True:
             if self.step(self.block_ms):
                 gevent.sleep(self.min_read_interval)
@@ -74,10 +81,33 @@ class SessionWatcher:
         self.position = found.position  # only once they are watched: an error here retries them
         return bool(found.keys)
 
-    def adopt_active(self) -> None:
-        """First start: watch the scans not yet closed; closed ones belong to the past."""
+    def start(self) -> None:
+        """First start: series at 0 for what the store holds; scans created since the exporter started
+        watched in full, older ones active at its start adopted (counted from then on)."""
         position = self.source.anchor()
-        self.discover(sorted(self.source.scan_keys()), adopt=True)
+        docs = self._load(sorted(self.source.scan_keys()), at_start=True)
+        kinds: dict[tuple[str, str], bool] = {}
+        for doc in docs:
+            kinds[(doc.session, str(doc.info.get("type") or doc.name))] = doc.info.get("is_scan_sequence") is True
+        if kinds:
+            self.emit(ScansInStore(kinds))
+        started = self.store_clock.started
+        lifetimes = self.source.lifetimes(docs)
+        new, adopted = [], []
+        for doc in docs:
+            life = lifetimes.get(doc.key)
+            if life is None or life.created is None:
+                continue  # no creation to tell (no state entry, node gone): not a scan to watch
+            if life.created >= started:
+                new.append((life.created, doc))
+            elif life.closed is None or life.closed >= started:
+                adopted.append(doc)
+        for doc in adopted:  # parents before children created after the start
+            self.scans.watch(doc, counted_from=started)
+        for _, doc in sorted(new, key=lambda created_doc: created_doc[0]):
+            self.scans.watch(doc)
+        if new:
+            log.info("scans_since_start", scans=len(new))
         self.position = position
 
     def resync(self, found) -> None:
@@ -90,21 +120,24 @@ class SessionWatcher:
         self.position = found.position
         log.info("history_resync", scans_found=len(missed))
 
-    def discover(self, keys: list[str], adopt: bool = False) -> None:
-        """Load scans (one read) and watch those of watched sessions (at start-up, only if still active)."""
+    def discover(self, keys: list[str]) -> None:
+        """Load scans (one read) and watch those of watched sessions."""
+        for doc in self._load(keys):
+            self.scans.watch(doc)
+
+    def _load(self, keys: list[str], at_start: bool = False) -> list[ScanDocument]:
+        """Documents of the scans of watched sessions not yet known; a scan that cannot be read is
+        skipped (counted, logged), except one gone before start-up could read it (nothing to tell)."""
         keys = [key for key in dict.fromkeys(keys) if not self.scans.is_known(key)]
         if not keys:
-            return
+            return []
         docs = []
         for key, doc in self.source.load_scans(keys).items():
             if isinstance(doc, ScanGone):
-                if not adopt:
+                if not at_start:
                     self.emit(ScanSkipped(key, "vanished", "deleted before it could be read"))
             elif isinstance(doc, ScanInvalid):
                 self.emit(ScanSkipped(key, "invalid", str(doc)))
             elif self.sessions(doc.session):
                 docs.append(doc)
-        if adopt:
-            docs = self.source.still_active(docs)
-        for doc in docs:
-            self.scans.watch(doc, adopted=adopt)
+        return docs
