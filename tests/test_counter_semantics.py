@@ -90,6 +90,8 @@ def test_scans_of_the_wait_for_the_store_are_counted_in_full_whatever_the_host_c
         truth.add(publish_scan(data_store, ScanSpec(session="s1", number=number, npoints=5, count_time=0,
                                                     scan_type="ascan" if number == 4 else "loopscan")))
     raw_redis.xtrim(HISTORY_STREAM, maxlen=0, approximate=False)  # the history no longer reaches back
+    gone = publish_scan(data_store, ScanSpec(session="s1", number=5, npoints=2, count_time=0))
+    data_store.delete_scan(raw_redis.xrevrange(HISTORY_STREAM, count=1)[0][1][b"key"].decode(), force=True)
     raw_redis.execute_command("ACL", "SETUSER", "reader", "on", f">{PASSWORD}", *ACL_RULES)
     exporter.wait_ready()
     exporter.wait_value(1, "bliss_scans_ended_total", session="s1", scan_type="ascan", end_reason="SUCCESS")
@@ -109,7 +111,13 @@ def test_scans_of_the_wait_for_the_store_are_counted_in_full_whatever_the_host_c
     ends = {e["scan"]: e for e in exporter.logs("scan_end", session="s1")}
     assert set(ends) == {"2_loopscan", "3_loopscan", "4_ascan"}
     assert ends["2_loopscan"]["points"] == 10 and ends["2_loopscan"]["events"]["new_data"] == 5  # its whole history
-    assert a.scans == 1 and "1_loopscan" not in starts
+    assert a.scans == gone.scans == 1 and "1_loopscan" not in starts and "5_loopscan" not in starts
+    # created since the start, deleted before the first read: skipped as vanished (counted, logged)
+    assert exporter.value("bliss_exporter_scans_skipped_total", reason="vanished") == 1
+    (skipped,) = exporter.logs("scan_skipped")
+    assert skipped["reason"] == "vanished" and "before it could read it" in skipped["detail"]
+    (gap,) = exporter.logs("history_gap")  # the trimmed history may have held more: said once
+    assert gap["position"] == "exporter start"
     errors = watcher_errors(exporter.metrics())
     assert errors["startup"] >= 1 and (errors["session_watcher"], errors["scan_watcher"], errors["health"]) == (0, 0, 0)
 
@@ -155,10 +163,12 @@ def test_bliss_1_session_set_up_after_the_exporter_started_is_counted_from_its_f
     exporter.wait_ready("/healthz")
     wait_until(lambda: exporter.value("bliss_exporter_watcher_errors_total", watcher="startup") >= 1,
                what="no data store yet")
-    with paused(exporter):  # whatever its back-off: both scans end before it reads again
+    with paused(exporter):  # whatever its back-off: these scans end before it reads again
         run = legacy_publish({"scans": [{"type": "loopscan", "npoints": 30, "counters": ["diode1", "diode2"]},
-                                        {"type": "ct", "npoints": 1, "counters": ["diode1"]}]})
-    truths = run.truths
+                                        {"type": "ct", "npoints": 1, "counters": ["diode1"]},
+                                        {"type": "ascan", "npoints": 3, "counters": ["diode1"]}]})
+        *truths, evicted = run.truths
+        legacy_redis.client().delete(evicted["key"])  # its node evicted before the first read
     exporter.wait_value(len(truths), "bliss_scan_events_total", session="demo_session", event_type="end_scan",
                         timeout=60)
     exporter.metrics_text()  # a new session's first counts show from the scrape after its zero series
@@ -169,6 +179,9 @@ def test_bliss_1_session_set_up_after_the_exporter_started_is_counted_from_its_f
     assert exporter.value("bliss_scan_points_total", session="demo_session") == sum(
         n for t in truths for n in t["channels"].values())
     assert sorted(e["scan"] for e in exporter.logs("scan_end")) == sorted(t["scan"] for t in truths)
+    assert exporter.value("bliss_exporter_scans_skipped_total", reason="vanished") == 1
+    (skipped,) = exporter.logs("scan_skipped")
+    assert skipped["key"] == evicted["key"] and skipped["reason"] == "vanished"
 
 
 def test_ended_scans_of_the_store_are_not_counted_but_have_their_zero_series_from_the_start(

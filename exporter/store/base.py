@@ -82,6 +82,10 @@ class Source(Protocol):
     def scan_keys(self) -> list[str]:
         """Every scan in the store now (adoption at start, re-synchronisation after a gap)."""
 
+    def created_since(self, started: float) -> tuple[list[str], bool]:
+        """Keys the model's flow of new scans recorded since `started` (store time), gone scans included,
+        and whether that record still reaches back to `started` (start-up: scans that vanished unread)."""
+
     def scans_created_after(self, position: Position, keys: list[str]) -> list[str]:
         """Those of `keys` created after `position`, oldest first."""
 

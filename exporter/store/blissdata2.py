@@ -175,6 +175,24 @@ class DataStoreSource(StreamStatsReader):
             return NewScans(keys, (added, last), gap=True)
         return NewScans(keys, (sequence + len(entries), entries[-1][0]))
 
+    def created_since(self, started: float) -> tuple[list[str], bool]:
+        """Keys of the scan history's entries since `started` (server time), and whether the history
+        still reaches back to it (never trimmed, or it still holds an older entry: trimming takes the
+        oldest first)."""
+        since = f"{int(started * 1000)}-0"
+        raw, older, info = run_batch(self.redis, [("XRANGE", HISTORY_STREAM, since, "+"),
+                                                  ("XREVRANGE", HISTORY_STREAM, "(" + since, "-", "COUNT", 1),
+                                                  ("XINFO", "STREAM", HISTORY_STREAM)])
+        for reply in (raw, older, info):
+            if isinstance(reply, Exception) and (is_unavailable(reply) or not _no_such_key(reply)):
+                raise reply
+        if isinstance(info, Exception):  # no history yet
+            return [], True
+        info = parse_xinfo_stream(info)
+        complete = int(info["entries-added"]) == int(info["length"]) or bool(older)
+        keys = [key.decode() for _, fields in raw if (key := _field(fields, b"key"))]
+        return keys, complete
+
     def scan_keys(self) -> list[str]:
         """Every scan key in the data store (keyspace scan, read-only)."""
         return [key.decode() for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL")]

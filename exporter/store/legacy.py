@@ -221,6 +221,7 @@ class LegacySource(StreamStatsReader):
         self.sessions = tuple(sessions or ())
         self._streams_in_error: OrderedDict[str, bool] = OrderedDict()
         self._created: OrderedDict[str, str] = OrderedDict()  # scan key -> NEW_NODE id, bounded
+        self._gone: dict[str, str] = {}  # listed nodes without a hash, found by the last walk
         self.redis = redis.Redis.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection, protocol=2,
@@ -328,7 +329,18 @@ class LegacySource(StreamStatsReader):
                 elif node_type in SCAN_TYPES:
                     scans[name] = children[name]
                     self._remember_creation(name, children[name])
+                elif node_type is None:
+                    self._gone[name] = children[name]
         return cursors, sorted(((i, k) for k, i in scans.items()), key=lambda s: _id_tuple(s[0]))
+
+    def created_since(self, started: float) -> tuple[list[str], bool]:
+        """Scans listed in the followed containers since `started` (server time), gone ones included (a
+        listed node whose hash is gone: a scan evicted or expired before it could be read), and True:
+        `_children_list` streams are never trimmed, they expire whole with their container."""
+        self._gone: dict[str, str] = {}
+        _, scans = self._walk(self._session_names())
+        listed = [(i, k) for i, k in scans] + [(i, k) for k, i in self._gone.items()]
+        return [k for i, k in sorted(listed, key=lambda s: _id_tuple(s[0])) if stream_id_time(i) >= started], True
 
     def anchor(self) -> LegacyPosition:
         """Now: the last id of every container's `_children_list` under the followed sessions."""

@@ -92,6 +92,7 @@ class SessionWatcher:
         if kinds:
             self.emit(ScansInStore(kinds))
         started = self.store_clock.started
+        self._vanished_since(started, docs)
         lifetimes = self.source.lifetimes(docs)
         new, adopted = [], []
         for doc in docs:
@@ -109,6 +110,20 @@ class SessionWatcher:
         if new:
             log.info("scans_since_start", scans=len(new))
         self.position = position
+
+    def _vanished_since(self, started: float, docs: list[ScanDocument]) -> None:
+        """Scans created since the start but gone before this first read: skipped as vanished (counted,
+        logged); a history trimmed past the start may have held more, which nothing can count."""
+        keys, complete = self.source.created_since(started)
+        found = {doc.key for doc in docs}
+        missing = [key for key in keys if key not in found and not self.scans.is_known(key)]
+        for key, doc in (self.source.load_scans(missing) if missing else {}).items():
+            if isinstance(doc, ScanGone):  # (another session's, or an invalid one already reported: not here)
+                self.emit(ScanSkipped(key, "vanished", "created after the exporter started, gone before it could read it"))
+        if not complete:
+            log.warning("history_gap", position="exporter start",
+                        action="scans created since the start looked for in the data store; any deleted "
+                               "meanwhile cannot be counted")
 
     def resync(self, found) -> None:
         """Scans were missed (the history was trimmed past our position): find them in the data store."""
