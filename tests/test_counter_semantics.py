@@ -190,7 +190,7 @@ def test_ended_scans_of_the_store_are_not_counted_but_have_their_zero_series_fro
     publish_scan(data_store, ScanSpec(session="old", number=2, scan_type="ascan", npoints=3, count_time=0))
     exporter = start_exporter()
     # at start, before any scan of theirs is seen: increase() will see the next one's counts
-    assert events(exporter, "old") == dict.fromkeys(EVENT_TYPES, 0)
+    wait_until(lambda: events(exporter, "old") == dict.fromkeys(EVENT_TYPES, 0), what="the zero series of 'old'")
     assert exporter.value("bliss_scan_points_total", session="old") == 0
     for scan_type in ("loopscan", "ascan"):
         for reason in ("SUCCESS", "FAILURE", "USER_ABORT"):
