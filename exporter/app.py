@@ -50,7 +50,8 @@ class Exporter:
             self.health, datastore=lambda: self.datastore, session_filter=str(self.sessions),
             stall_threshold=config.stall_threshold, stall_factor=config.stall_factor,
         )
-        self.metrics = ExporterMetrics(self.registry, self.view, duration_buckets=config.duration_buckets)
+        self.metrics = ExporterMetrics(self.registry, self.view, duration_buckets=config.duration_buckets,
+                                       read_until=self._read_until)
         self.emit = SinkChain(self.metrics, LogSink(), self.view)
         self.supervisor = Supervisor(self.health, self.metrics.watcher_errors, lambda: self.datastore,
                                      self._wait_until_usable)
@@ -63,6 +64,7 @@ class Exporter:
         self._base_url: str | None = None  # the data Redis before the model's database is chosen
         self._watchers: list[gevent.Greenlet] = []
         self._restarting = False
+        self.session_watcher: SessionWatcher | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,10 +131,16 @@ class Exporter:
             self.emit, poll_interval=self.config.poll_interval, store_clock=self.store_clock,
         )
         session_watcher = SessionWatcher(open_source(url, single_connection=True), scan_watcher, self.emit, self.sessions)
-        self.source, self.scan_watcher = source, scan_watcher
+        self.source, self.scan_watcher, self.session_watcher = source, scan_watcher, session_watcher
         self.view.attach(lambda: scan_watcher.active.values())
         self.health.up(self.datastore)
         return session_watcher
+
+    def _read_until(self) -> float:
+        """Store time up to which the watchers know every scan's creation and state changes."""
+        if self.scan_watcher is None or self.session_watcher is None:
+            return float("-inf")
+        return min(self.scan_watcher.read_until, self.session_watcher.read_until)
 
     def _resolve_beacon(self) -> str:
         url = data_store_url(self.config.beacon_host)

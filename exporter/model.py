@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -49,6 +49,9 @@ ACTIVE_STATES = (State.CREATED, State.PREPARED, State.STARTED, State.STOPPED)
 #: `role` label: a plain scan, a scan sequence (scan.info is_scan_sequence) or a child of a sequence.
 ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN = "scan", "sequence", "subscan"
 ROLES = (ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN)
+
+#: Progress samples kept per active scan for its recent point rate (ETA).
+RATE_SAMPLES = 8
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")
 
@@ -109,11 +112,12 @@ class ScanRecord:
     npoints: int | None = None
     count_time: float | None = None
     title: str = ""
+    proposal: str = ""  # the data policy's proposal ("" without one)
     adopted: bool = False
     #: an adopted scan (created before the exporter started): the store time from which its events
-    #: add to the cumulative counters, and when the exporter first read it; None for other scans
+    #: add to the cumulative counters; None for other scans
     counted_from: float | None = None
-    adopted_at: float | None = None
+    watched_at: float | None = None  # when the exporter first read it (store time)
     state_keys: tuple[str, ...] = ()
     state: State = State.CREATED
     state_cursors: dict[str, str] = field(default_factory=dict)  # state stream key -> data model's cursor
@@ -139,6 +143,9 @@ class ScanRecord:
     subscans: set = field(default_factory=set)  # sequences: keys of the children seen (group or reference)
     running: dict = field(default_factory=dict, repr=False, compare=False)  # sequences: watched children not yet closed
     references: dict | None = None  # sequences: SUBSCANS stream key -> last entry id read (None: not looked up)
+    # -- point rate (ETA) ----------------------------------------------------------------------
+    #: (local time, done) when `done` last grew, the last few: the scan's recent point rate
+    progress_samples: deque = field(default_factory=lambda: deque(maxlen=RATE_SAMPLES), repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -176,6 +183,25 @@ class ScanRecord:
         the exporter started (an adopted scan's earlier history was counted by the process before)."""
         return self.counted_from is None or (when is not None and when >= self.counted_from)
 
+    def note_progress(self, now: float) -> None:
+        """Remember when `done` grew (the recent point rate of the ETA)."""
+        done = self.done
+        samples = self.progress_samples
+        if not samples or done > samples[-1][1]:
+            samples.append((now, done))
+
+    def eta(self, now: float) -> float | None:
+        """Seconds until `npoints` at the recent point rate (from the oldest of the last few progress
+        samples to now, so a stalled scan's ETA grows); None until that rate is known."""
+        if not valid_count(self.npoints) or self.role == ROLE_SEQUENCE or len(self.progress_samples) < 2:
+            return None
+        first_time, first_done = self.progress_samples[0]
+        _, done = self.progress_samples[-1]
+        if done <= first_done or now <= first_time:
+            return None
+        rate = (done - first_done) / (now - first_time)
+        return max(0.0, (self.npoints - done) / rate)
+
     def touch(self, when: float) -> None:
         """Activity at `when`; a child's activity is its parent sequence's too."""
         if self.last_event_at is None or when > self.last_event_at:
@@ -211,6 +237,7 @@ def record_from_document(doc, adopted: bool) -> ScanRecord:
         npoints=npoints if valid_count(npoints) else None,
         count_time=float(count_time) if _is_number(count_time) else None,
         title=str(info.get("title") or ""),
+        proposal=doc.proposal,
         adopted=adopted,
         state_keys=tuple(doc.state_keys),
         state_cursors={key: "0-0" for key in doc.state_keys},

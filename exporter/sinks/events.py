@@ -9,7 +9,7 @@ metrics, log lines, the recently-ended list of the read model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from ..model import ScanRecord
@@ -28,6 +28,7 @@ class ScansInStore:
     sequence}), watched or not, so that their series start at 0 before anything is counted."""
 
     kinds: dict  # (session, scan_type) -> bool (a scan sequence)
+    proposals: set = field(default_factory=set)  # (session, proposal)
 
 
 @dataclass(slots=True)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from importlib.metadata import PackageNotFoundError, version
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
 from ..model import ACTIVE_STATES, ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, ROLES, EventType, clean_label_value
 from ..store import STREAM_ERROR_REASONS
+from .beam_time import ScanningTime, ScanOverhead
 from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScansInStore, ScanSkipped, SequenceError
 from .first_scrape import FirstScrape
+from .histograms import Histograms
 
 #: Scan durations go from a `ct` (under a second) to day-long mapping scans.
 DEFAULT_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -27,6 +28,11 @@ def blissdata_version() -> str:
         return version("blissdata")
     except PackageNotFoundError:  # pragma: no cover
         return "unknown"
+
+
+def scan_exemplar(scan) -> dict[str, str]:
+    """The exemplar labels of a scan's observations: its label and its key (in every scan_* log line)."""
+    return {"scan": scan.label, "key": scan.key}
 
 
 class BoundedLabel:
@@ -108,14 +114,13 @@ class ScanEnds:
     """bliss_scans_ended_total and bliss_scan_duration_seconds, kept as plain numbers and exposed at scrape time.
 
     As ScanCounts: one end per scan, and a locked Counter increment plus a Histogram observation
-    cost several times what an addition and a bisection do.
+    cost several times what an addition and a bisection do. Each duration bucket's exemplar is its
+    latest scan (`scan`, `key`: OpenMetrics only).
     """
 
     def __init__(self, buckets):
-        self.bounds = tuple(float(b) for b in buckets) + (float("inf"),)
-        self._le = [floatToGoString(b) for b in self.bounds]
         self.ended: dict[tuple[str, str, str, str], int] = {}  # (session, scan_type, role, end_reason)
-        self.durations: dict[tuple[str, str, str], list] = {}  # (session, scan_type, role) -> [per bucket..., sum]
+        self.durations = Histograms(buckets)  # (session, scan_type, role)
         self.first_scrape = FirstScrape()
 
     def add_series(self, session: str, scan_type: str, role: str, end_reasons) -> None:
@@ -124,37 +129,27 @@ class ScanEnds:
             if (session, scan_type, role, reason) not in self.ended:
                 self.ended[(session, scan_type, role, reason)] = 0
                 self.first_scrape.created((session, scan_type, role, reason))
-        if (session, scan_type, role) not in self.durations:
-            self.durations[(session, scan_type, role)] = [0] * len(self.bounds) + [0.0]
+        if self.durations.add_series((session, scan_type, role)):
             self.first_scrape.created((session, scan_type, role))
 
-    def add(self, ended: tuple[str, str, str, str], duration: float | None) -> None:
+    def add(self, ended: tuple[str, str, str, str], duration: float | None, exemplar: dict[str, str] | None = None) -> None:
         """One scan ended (labels of bliss_scans_ended_total), with its duration if it has one."""
         if ended not in self.ended:
             self.add_series(*ended[:3], (ended[3],))
-        if self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration):
+        if self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration, exemplar):
             return
         self.ended[ended] += 1
-        if duration is None:
-            return
-        by_bucket = self.durations[ended[:3]]
-        by_bucket[bisect_left(self.bounds, duration)] += 1  # the first bucket whose `le` >= duration
-        by_bucket[-1] += duration
+        if duration is not None:
+            self.durations.observe(ended[:3], duration, exemplar)
 
     def collect(self):
         ended = CounterMetricFamily("bliss_scans_ended", "Closed scans, by end_reason and role (scan, sequence, subscan).",
                                     labels=["session", "scan_type", "role", "end_reason"])
         for labels, n in list(self.ended.items()):
             ended.add_metric(labels, n)
-        duration = HistogramMetricFamily(
+        duration = self.durations.family(
             "bliss_scan_duration_seconds", "Scan duration from STARTED (or creation) to CLOSED, observed when the scan closes.",
-            labels=["session", "scan_type", "role"])
-        for labels, by_bucket in list(self.durations.items()):
-            cumulative, buckets = 0, []
-            for le, n in zip(self._le, by_bucket):
-                cumulative += n
-                buckets.append((le, cumulative))
-            duration.add_metric(labels, buckets, by_bucket[-1])
+            ["session", "scan_type", "role"])
         self.first_scrape.scraped()
         yield duration  # in the order the exposition always had
         yield ended
@@ -181,6 +176,11 @@ class ActiveScansCollector:
             "Idle time after which an active scan counts as stalled (default, or more for slow count times).",
             labels=["session", "scan"],
         )
+        eta = GaugeMetricFamily(
+            "bliss_scan_eta_seconds",
+            "Seconds until an active scan reaches its npoints at its recent point rate (absent until that rate is known).",
+            labels=["session", "scan"],
+        )
         progress = GaugeMetricFamily(
             "bliss_scan_progress_ratio",
             "Points of the scan's fullest data stream over its npoints; sequences: children seen over "
@@ -189,7 +189,8 @@ class ActiveScansCollector:
         )
         counts = {(s, state.name.lower(), role): 0
                   for s in self.view.sessions() for state in ACTIVE_STATES for role in ROLES}
-        per_scan: dict[tuple[str, str], tuple[float, float, float | None]] = {}
+        per_scan: dict[tuple[str, str], tuple[float, float, float | None, float | None]] = {}
+        now = self.view.clock()
         for record in self.view.active_scans():
             key = (record.session, record.state.name.lower(), record.role)
             counts[key] = counts.get(key, 0) + 1
@@ -202,18 +203,21 @@ class ActiveScansCollector:
                 old = per_scan[key]
                 if old[0] >= record.last_event_at:
                     continue
-            per_scan[key] = (record.last_event_at, thr, prog)
+            per_scan[key] = (record.last_event_at, thr, prog, record.eta(now))
         for (session, state, role), n in sorted(counts.items()):
             by_state.add_metric([session, state, role], n)
-        for (session, scan), (last, thr, prog) in sorted(per_scan.items()):
+        for (session, scan), (last, thr, prog, remaining) in sorted(per_scan.items()):
             last_event.add_metric([session, scan], last)
             threshold.add_metric([session, scan], thr)
             if prog is not None:
                 progress.add_metric([session, scan], prog)
+            if remaining is not None:
+                eta.add_metric([session, scan], remaining)
         yield by_state
         yield last_event
         yield threshold
         yield progress
+        yield eta
 
 
 class ExporterMetrics:
@@ -229,7 +233,9 @@ class ExporterMetrics:
         duration_buckets=DEFAULT_DURATION_BUCKETS,
         max_scan_types: int = 100,
         max_end_reasons: int = 20,
+        read_until: Callable[[], float] = lambda: float("-inf"),
     ):
+        """`read_until()`: store time up to which the watchers know every scan's start and end."""
         self.registry = registry
         self._sessions_initialised: set[str] = set()
         self._types_seen: set[tuple[str, str, bool]] = set()
@@ -243,6 +249,10 @@ class ExporterMetrics:
         registry.register(self.counts)
         self.ends = ScanEnds(duration_buckets)
         registry.register(self.ends)
+        self.scanning = ScanningTime(read_until)
+        registry.register(self.scanning)
+        self.overhead = ScanOverhead()
+        registry.register(self.overhead)
         self.lost = Counter(
             "bliss_exporter_scans_lost",
             "Watched scans that vanished from the data store before they were closed.",
@@ -306,6 +316,8 @@ class ExporterMetrics:
             self._types_seen.add((session, scan_type, sequence))
             for role in ((ROLE_SEQUENCE,) if sequence else (ROLE_SCAN, ROLE_SUBSCAN)):
                 self.ends.add_series(session, scan_type, role, END_REASONS)
+            if not sequence:
+                self.overhead.add_series(session, scan_type)
 
     def count_stream_error(self, reason: str) -> None:
         """A data stream's entries stopped giving points (reported once per stream by the source)."""
@@ -321,11 +333,13 @@ class ExporterMetrics:
         self.counts.add(event.scan.session, event.events, event.points)
 
     def _in_store(self, event: ScansInStore) -> None:
+        self.scanning(event)
         for (session, scan_type), sequence in event.kinds.items():
             self._see_session(session)
             self._see_scan_type(session, self.scan_type_label(scan_type), sequence)
 
     def _discovered(self, event: ScanDiscovered) -> None:
+        self.scanning(event)
         scan = event.scan
         self._see_session(scan.session)
         self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type), scan.role == ROLE_SEQUENCE)
@@ -338,9 +352,13 @@ class ExporterMetrics:
             labels = (raw[0], self.scan_type_label(raw[1]), raw[2], self.end_reason_label(raw[3]))
             if len(self._ended_labels) < 10000:
                 self._ended_labels[raw] = labels
-        self.ends.add(labels, scan.duration)
+        exemplar = scan_exemplar(scan)
+        self.ends.add(labels, scan.duration, exemplar)
+        self.overhead.observe(labels[:2], scan, exemplar)
+        self.scanning(event)
 
     def _lost(self, event: ScanLost) -> None:
+        self.scanning(event)
         self.lost.labels(event.scan.session).inc()
 
     def _skipped(self, event: ScanSkipped) -> None:

@@ -23,6 +23,7 @@ class ScanDocument:
     info: dict
     state_keys: tuple[str, ...]  # the streams whose entries are the scan's states (blissdata 2.x: one)
     streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind); may be empty before PREPARED
+    proposal: str = ""  # the data policy's proposal the scan belongs to; "" if the store names none
 
 
 def parse_scan_document(key: str, doc: object) -> ScanDocument:
@@ -44,7 +45,9 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
         raise ScanInvalid(f"{key}: {type(exc).__name__}: {exc}") from None
     if not isinstance(name, str) or not name:
         raise ScanInvalid(f"{key}: identity has no name")
-    return ScanDocument(key, str(session), name, number, info, (state_key,), streams)
+    proposal = identity.get("proposal")  # ESRF data policy only (None otherwise, as in the genuine dumps)
+    return ScanDocument(key, str(session), name, number, info, (state_key,), streams,
+                        proposal=proposal if isinstance(proposal, str) else "")
 
 
 def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]:

@@ -52,6 +52,9 @@ SELF_TEST_KEY = "bliss-exporter-self-test"
 
 #: Node types (`node_type` field of a node hash) whose `_children_list` lists scans or containers.
 CONTAINER_TYPES = frozenset({b"container", b"proposal", b"dataset_collection", b"dataset"})
+#: The ESRF data policy's proposal node (BLISS 1.11.4 ESRFScanSaving: <session>:<base path...>:<proposal>:
+#: <collection>:<collection>_<dataset>:<scan>); its `name` is the proposal, the last part of its db_name.
+PROPOSAL_TYPE = b"proposal"
 SCAN_TYPES = frozenset({b"scan", b"scan_group"})
 
 #: Stream kinds of legacy data streams (StreamKind names; REFERENCE_KIND for node_ref_channel).
@@ -222,6 +225,7 @@ class LegacySource(StreamStatsReader):
         self._streams_in_error: OrderedDict[str, bool] = OrderedDict()
         self._created: OrderedDict[str, str] = OrderedDict()  # scan key -> NEW_NODE id, bounded
         self._gone: dict[str, str] = {}  # listed nodes without a hash, found by the last walk
+        self._proposals: set[str] = set()  # db_names of proposal nodes met while following containers
         self.redis = redis.Redis.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection, protocol=2,
@@ -326,6 +330,8 @@ class LegacySource(StreamStatsReader):
             for name, node_type in types.items():
                 if node_type in CONTAINER_TYPES:
                     level.append(name)
+                    if node_type == PROPOSAL_TYPE:
+                        self._proposals.add(name)
                 elif node_type in SCAN_TYPES:
                     scans[name] = children[name]
                     self._remember_creation(name, children[name])
@@ -390,6 +396,8 @@ class LegacySource(StreamStatsReader):
             seen.update(children)
             read = {k: cursors[k] for k in full}
             for name, node_type in self._node_types(list(children)).items():
+                if node_type == PROPOSAL_TYPE:
+                    self._proposals.add(name)
                 if node_type in CONTAINER_TYPES and name + CHILDREN not in cursors:
                     cursors[name + CHILDREN] = "0-0"
                     read[name + CHILDREN] = "0-0"
@@ -514,7 +522,16 @@ class LegacySource(StreamStatsReader):
             session = key.partition(":")[0]
         doc = LegacyScanDocument(key, session, name, number, info, state_keys_of(key), {})
         doc.created_id = self._created.get(key)
+        doc.proposal = self.proposal_of(key)
         return doc
+
+    def proposal_of(self, key: str) -> str:
+        """The proposal a scan node is under (the nearest proposal node among its ancestors), "" if none."""
+        parts = key.split(":")
+        for end in range(len(parts) - 1, 0, -1):
+            if ":".join(parts[:end]) in self._proposals:
+                return parts[end - 1]
+        return ""
 
     def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
         """Creation (the scan's NEW_NODE id in its container's list), PREPARED (`_prepared`'s entry)

@@ -60,6 +60,9 @@ class ScanWatcher:
         self._wakeup = Event()
         self._last_liveness = 0.0
         self._claimed: dict[str, str] = {}  # child key -> parent key, referenced before the child is watched
+        #: store time up to which every state change of the watched scans is applied (the start of the
+        #: last state read done): scanning time is advanced up to there, never past what is known
+        self.read_until = float("-inf")
         self.references_batch = 1000
 
     # -- fed by the session watcher -----------------------------------------------------------
@@ -77,8 +80,9 @@ class ScanWatcher:
             return None
         adopted = counted_from is not None
         record = record_from_document(doc, adopted)
+        record.watched_at = self.store_clock.now()
         if adopted:
-            record.counted_from, record.adopted_at = counted_from, self.store_clock.now()
+            record.counted_from = counted_from
             for cursor in record.streams.values():
                 cursor.history = True
             # its streams' nodes count if it was PREPARED since the start: learnt again once its states are read
@@ -245,6 +249,7 @@ class ScanWatcher:
         """Read new state entries (waiting up to block_ms), count them, finish what they imply."""
         self._finish_pending()
         cursors = {key: cursor for r in self.active.values() for key, cursor in r.state_cursors.items()}
+        sent = self.store_clock.now()
         try:
             batches = self.source.read_states(cursors, block_ms)
         except ResponseError:
@@ -261,6 +266,7 @@ class ScanWatcher:
             if record is not None:
                 self._apply_states(record, state_key, entries)
         self._finish_pending()
+        self.read_until = sent
 
     def _finish_pending(self) -> None:
         """Learn the streams of newly PREPARED scans and close CLOSED ones.
@@ -319,7 +325,7 @@ class ScanWatcher:
                 continue
             known = set(record.streams)
             set_streams(record, result.streams)
-            if record.adopted and (record.prepared_at is None or record.prepared_at < record.adopted_at):
+            if record.adopted and (record.prepared_at is None or record.prepared_at < record.watched_at):
                 for key in record.streams.keys() - known:  # written before the exporter first read the scan
                     record.streams[key].history = True
             added = result.nodes - record.nodes_counted
@@ -379,6 +385,8 @@ class ScanWatcher:
         if history_entries or history_points:
             self._count(record, {EventType.NEW_DATA: history_entries} if history_entries else {}, history_points,
                         cumulative=False)
+        if new_points or history_points:
+            record.note_progress(now)
         return new_entries, new_points
 
     def _close(self, records: list[ScanRecord]) -> None:

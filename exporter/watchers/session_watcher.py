@@ -62,6 +62,9 @@ class SessionWatcher:
         # a burst of new scans then comes in one read, which the scan watcher takes in at once (docs/benchmarks.md)
         self.min_read_interval = min_read_interval
         self.position: Position | None = None  # where the last scan handled was (the data model's)
+        #: store time up to which every scan created is handed to the scan watcher (the start of the
+        #: last read of new scans done)
+        self.read_until = float("-inf")
 
     def run(self) -> None:
         """Watch forever; raises on data store errors (the supervisor restarts it, position kept)."""
@@ -73,24 +76,27 @@ class SessionWatcher:
 
     def step(self, block_ms: int | None) -> bool:
         """Handle the scans created since our position (waiting up to block_ms); whether there were any."""
+        sent = self.store_clock.now()
         found = self.source.new_scans(self.position, block_ms)
         if found.gap:
             self.resync(found)
-            return True
-        self.discover(found.keys)
-        self.position = found.position  # only once they are watched: an error here retries them
-        return bool(found.keys)
+        else:
+            self.discover(found.keys)
+            self.position = found.position  # only once they are watched: an error here retries them
+        self.read_until = sent
+        return bool(found.keys) or found.gap
 
     def start(self) -> None:
         """First start: series at 0 for what the store holds; scans created since the exporter started
         watched in full, older ones active at its start adopted (counted from then on)."""
+        sent = self.store_clock.now()
         position = self.source.anchor()
         docs = self._load(sorted(self.source.scan_keys()), at_start=True)
         kinds: dict[tuple[str, str], bool] = {}
         for doc in docs:
             kinds[(doc.session, str(doc.info.get("type") or doc.name))] = doc.info.get("is_scan_sequence") is True
         if kinds:
-            self.emit(ScansInStore(kinds))
+            self.emit(ScansInStore(kinds, {(doc.session, doc.proposal) for doc in docs}))
         started = self.store_clock.started
         self._vanished_since(started, docs)
         lifetimes = self.source.lifetimes(docs)
@@ -110,6 +116,7 @@ class SessionWatcher:
         if new:
             log.info("scans_since_start", scans=len(new))
         self.position = position
+        self.read_until = sent
 
     def _vanished_since(self, started: float, docs: list[ScanDocument]) -> None:
         """Scans created since the start but gone before this first read: skipped as vanished (counted,

@@ -1,0 +1,73 @@
+"""Histograms kept as plain numbers (one writer, the watchers' greenlets), exposed at scrape time.
+
+A prometheus_client Histogram child costs a lock and a loop per observation; here an observation is a
+bisection and two additions. Each bucket keeps the exemplar of its latest observation (shown only in
+the OpenMetrics exposition; the classic text format has no exemplars and stays as it was).
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Hashable
+
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+#: OpenMetrics: an exemplar's label names and values, together, have at most 128 UTF-8 characters.
+EXEMPLAR_CHARACTERS = 128
+
+
+class Histograms:
+    """The series of one histogram family: bucket counts, sum, and each bucket's latest exemplar."""
+
+    def __init__(self, buckets):
+        self.bounds = tuple(float(b) for b in buckets) + (float("inf"),)
+        self._le = [floatToGoString(b) for b in self.bounds]
+        self.series: dict[Hashable, list] = {}  # labels -> [count per bucket..., sum]
+        self.exemplars: dict[Hashable, dict[int, Exemplar]] = {}  # labels -> {bucket index: latest exemplar}
+
+    def add_series(self, labels) -> bool:
+        """The series at 0; whether it is new."""
+        if labels in self.series:
+            return False
+        self.series[labels] = [0] * len(self.bounds) + [0.0]
+        return True
+
+    def observe(self, labels, value: float, exemplar: dict[str, str] | None = None) -> None:
+        self.add_series(labels)
+        by_bucket = self.series[labels]
+        bucket = bisect_left(self.bounds, value)  # the first bucket whose `le` >= value
+        by_bucket[bucket] += 1
+        by_bucket[-1] += value
+        if exemplar:
+            self.exemplars.setdefault(labels, {})[bucket] = Exemplar(fit_exemplar(exemplar), value, time.time())
+
+    def family(self, name: str, documentation: str, labelnames: list[str]) -> HistogramMetricFamily:
+        histogram = HistogramMetricFamily(name, documentation, labels=labelnames)
+        for labels, by_bucket in list(self.series.items()):
+            exemplars = self.exemplars.get(labels, {})
+            cumulative, buckets = 0, []
+            for i, (le, n) in enumerate(zip(self._le, by_bucket)):
+                cumulative += n
+                exemplar = exemplars.get(i)
+                buckets.append((le, cumulative, exemplar) if exemplar is not None else (le, cumulative))
+            histogram.add_metric(labels, buckets, by_bucket[-1])
+        return histogram
+
+
+def fit_exemplar(labels: dict[str, str]) -> dict[str, str]:
+    """Exemplar labels within OpenMetrics' 128 characters: the later ones are cut first, from their start
+    (a scan key's end is what tells it apart), then dropped."""
+    fitted = dict(labels)
+    for name in reversed(list(fitted)):
+        excess = sum(len(k) + len(v) for k, v in fitted.items()) - EXEMPLAR_CHARACTERS
+        if excess <= 0:
+            break
+        value = fitted[name]
+        if len(value) > excess:
+            fitted[name] = value[excess:]
+        else:
+            del fitted[name]
+    return fitted
