@@ -49,7 +49,8 @@ EXPORTER_METRICS = {
     "bliss_scan_last_event_timestamp_seconds", "bliss_scan_stall_threshold_seconds", "bliss_scan_progress_ratio",
     "bliss_datastore_up", "bliss_exporter_build_info", "bliss_exporter_scans_skipped_total",
     "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total", "bliss_exporter_stream_errors_total",
-    "bliss_exporter_sequence_errors_total",
+    "bliss_exporter_sequence_errors_total", "bliss_session_scanning_seconds_total", "bliss_scan_overhead_ratio_bucket",
+    "bliss_scan_eta_seconds",
 }
 PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
@@ -382,7 +383,10 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     stream = scan.create_stream(Stream.make_definition("timer:epoch", "float64"))
     scan.prepare()
     scan.start()
-    stream.send(np.arange(2.0))
+    stream.send(1.0)
+    stream.join()
+    exporter.wait_value(0.1, "bliss_scan_progress_ratio", session="stall_session", scan="1_loopscan")
+    stream.send(2.0)  # a second point, read apart from the first: its point rate, hence an ETA, is known
     stream.join()
     key = {"session": "stall_session", "scan": "1_loopscan"}
 

@@ -31,6 +31,7 @@ class ActiveRow:
     idle: float | None
     threshold: float
     depth: int = 0  # 1 for a child shown under its running sequence, 2 for a grandchild...
+    eta: float | None = None  # seconds to npoints at the recent point rate
 
     @property
     def stalled(self) -> bool:
@@ -48,7 +49,8 @@ class StatusPage:
         rows = []
         for record in self.view.active_scans():
             idle = max(0.0, now - record.last_event_at) if record.last_event_at is not None else None
-            rows.append(ActiveRow(record, record.done, record.progress, idle, self.view.stall_threshold(record)))
+            rows.append(ActiveRow(record, record.done, record.progress, idle, self.view.stall_threshold(record),
+                                  eta=record.eta(now)))
         rows.sort(key=lambda r: (not r.stalled, r.record.session, r.record.number or 0, r.record.label))
         return nest(rows)
 
@@ -136,8 +138,10 @@ class StatusPage:
             return M("{}<span class='progress'>{}{}</span> <small>subscans</small>").format(bar, row.done, total)
         if r.npoints:
             pct = 100.0 * (row.ratio or 0.0)
+            eta = M(" <small class='eta'>ETA {}</small>").format(seconds(row.eta)) if row.eta is not None else ""
             return M("<div class='bar'><span style='width:{:.1f}%'></span></div>"
-                     "<span class='progress'>{} / {}</span> <small>{:.0f}%</small>").format(pct, row.done, r.npoints, pct)
+                     "<span class='progress'>{} / {}</span> <small>{:.0f}%</small>{}").format(
+                         pct, row.done, r.npoints, pct, eta)
         return M("<span class='progress'>{}</span> <small>points</small>").format(row.done)
 
     def _active(self, rows: list[ActiveRow]) -> Markup:
@@ -210,7 +214,7 @@ def nest(rows: list[ActiveRow]) -> list[ActiveRow]:
     out: list[ActiveRow] = []
 
     def add(row: ActiveRow, depth: int) -> None:
-        out.append(ActiveRow(row.record, row.done, row.ratio, row.idle, row.threshold, depth))
+        out.append(ActiveRow(row.record, row.done, row.ratio, row.idle, row.threshold, depth, row.eta))
         mine = sorted(children.get(id(row.record), []),
                       key=lambda r: (r.record.index_in_sequence is None, r.record.index_in_sequence or 0,
                                      r.record.number or 0, r.record.label))
