@@ -25,9 +25,12 @@ EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan
 
 
 # -- publisher side (blissdata's API) ---------------------------------------------------------------
-def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=("timer",), **info):
-    """A blissdata scan, created (not prepared), with the scan.info BLISS 2.4 gives a loopscan."""
+def new_scan(data_store, session, number, name="loopscan", filename=H5, masters=("timer",), proposal=None, **info):
+    """A blissdata scan, created (not prepared), with the scan.info BLISS 2.4 gives a loopscan (`proposal`:
+    the identity the ESRF data policy gives it)."""
     identity = {"name": name, "number": number, "data_policy": "None", "session": session}
+    if proposal:
+        identity.update(data_policy="ESRF", proposal=proposal, collection="sample", dataset="0001")
     scan_info = {
         "type": name, "title": f"{name} 10 0.1", "npoints": 10, "count_time": 0.1, "filename": filename,
         "scan_nb": number, "acquisition_chain": {m: {} for m in masters},

@@ -22,7 +22,7 @@ needs_prometheus = pytest.mark.skipif(
 
 
 class Prometheus:
-    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path]):
+    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path], extra_args=()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = {
@@ -36,7 +36,7 @@ class Prometheus:
         self.log = tmp_path / "prometheus.log"
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra_args],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=tmp_path)
 
     def api(self, path: str, **params):

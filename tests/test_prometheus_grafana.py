@@ -21,7 +21,6 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 

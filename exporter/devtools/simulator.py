@@ -45,6 +45,7 @@ class ScanSpec:
     point_delay: float | None = None  # seconds between sends; default count_time
     group: str | None = None  # scan.info group: the parent sequence's scan key
     index_in_sequence: int | None = None
+    proposal: str | None = None  # the ESRF data policy's proposal (scan identity), None without data policy
 
 
 @dataclass
@@ -121,6 +122,8 @@ def publish_scan(data_store, spec: ScanSpec, pause=time.sleep, on_prepared=None)
     from blissdata.streams.lima.stream import LimaStream
 
     identity = {"name": spec.scan_type, "number": spec.number, "data_policy": "None", "session": spec.session}
+    if spec.proposal:
+        identity.update(data_policy="ESRF", proposal=spec.proposal, collection="sample", dataset="0001")
     scan = data_store.create_scan(identity, info=scan_info(spec))
     streams = {"timer:elapsed_time": scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64")),
                "timer:epoch": scan.create_stream(Stream.make_definition("timer:epoch", "float64"))}

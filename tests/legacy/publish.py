@@ -22,6 +22,7 @@ Spec (JSON object):
      "session": "demo_session",
      "parallel": false,                        # run the top-level scans concurrently (greenlets)
      "scan_delay": 0.0,                        # seconds between two top-level scans
+     "proposal": null,                         # a proposal name: the ESRF data policy's node tree
      "expire": true,                           # set expiration times at scan end as BLISS does
      "scans": [SCAN or SEQUENCE, ...]}
 
@@ -104,14 +105,23 @@ def connect(url: str) -> None:
 
 
 class Session:
-    """The session's containers as BLISS 1.11.4 creates them without a data policy."""
+    """The session's containers as BLISS 1.11.4 creates them without a data policy, or with the ESRF data
+    policy (`proposal`: ESRFScanSaving's <session>:data:visitor:<proposal>:<collection>:<collection>_<dataset>,
+    node types container, container, container, proposal, dataset_collection, dataset)."""
 
-    def __init__(self, name: str, expire: bool = True):
+    def __init__(self, name: str, expire: bool = True, proposal: str | None = None):
         self.name = name
         self.expire = expire
         self.node = datanode_factory(name, node_type="container", create_not_state=True)
-        self.tmp = datanode_factory("tmp", node_type="container", parent=self.node, create_not_state=True)
-        self.scans = datanode_factory("scans", node_type="container", parent=self.tmp, create_not_state=True)
+        if proposal is None:
+            self.tmp = datanode_factory("tmp", node_type="container", parent=self.node, create_not_state=True)
+            self.scans = datanode_factory("scans", node_type="container", parent=self.tmp, create_not_state=True)
+            return
+        parent = self.node
+        for part, node_type in (("data", "container"), ("visitor", "container"), (proposal, "proposal"),
+                                ("sample", "dataset_collection"), ("sample_0001", "dataset")):
+            parent = datanode_factory(part, node_type=node_type, parent=parent, create_not_state=True)
+        self.scans = parent
 
     def next_number(self, shadow: bool) -> int:
         field = "last_shadow_scan_number" if shadow else "last_scan_number"
@@ -447,7 +457,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     spec = load_spec(argv[0])
     connect(spec["redis_url"])
-    session = Session(spec.get("session", "demo_session"), expire=spec.get("expire", True))
+    session = Session(spec.get("session", "demo_session"), expire=spec.get("expire", True), proposal=spec.get("proposal"))
     scans = spec.get("scans", [])
     truths: list = []
     if spec.get("parallel"):
