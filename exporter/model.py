@@ -97,6 +97,8 @@ class StreamCursor:
     reference: bool = False  # a sequence's SUBSCANS stream (scan_sequence plugin): entries, never points
     references_read: int = 0  # entries counted when its references were last read
     history: bool = False  # an adopted scan's stream: what its first read finds predates the exporter
+    detector: str | None = None  # a detector that saves (its statuses count saved frames): its device name
+    saved: int | None = None  # its frames saved, per its last status (None: none read yet)
 
 
 @dataclass
@@ -145,6 +147,7 @@ class ScanRecord:
     references: dict | None = None  # sequences: SUBSCANS stream key -> last entry id read (None: not looked up)
     # -- point rate (ETA) ----------------------------------------------------------------------
     #: (local time, done) when `done` last grew, the last few: the scan's recent point rate
+    saving_detectors: int = 0  # its data streams of detectors that save
     progress_samples: deque = field(default_factory=lambda: deque(maxlen=RATE_SAMPLES), repr=False, compare=False)
 
     @property
@@ -154,6 +157,17 @@ class ScanRecord:
     @property
     def points(self) -> int:
         return sum(s.points for s in self.streams.values())
+
+    def detectors(self) -> dict[str, tuple[int, int]]:
+        """{detector: (frames acquired, frames saved)} of its saving detectors whose saved count is known."""
+        out: dict[str, tuple[int, int]] = {}
+        if not self.saving_detectors:
+            return out
+        for cursor in self.streams.values():
+            if cursor.detector is not None and cursor.saved is not None:
+                acquired, saved = out.get(cursor.detector, (0, 0))
+                out[cursor.detector] = (max(acquired, cursor.points), max(saved, cursor.saved))
+        return out
 
     @property
     def done(self) -> int:
@@ -192,8 +206,15 @@ class ScanRecord:
 
     def eta(self, now: float) -> float | None:
         """Seconds until `npoints` at the recent point rate (from the oldest of the last few progress
-        samples to now, so a stalled scan's ETA grows); None until that rate is known."""
-        if not valid_count(self.npoints) or self.role == ROLE_SEQUENCE or len(self.progress_samples) < 2:
+        samples to now, so a stalled scan's ETA grows); None until that rate is known.
+
+        Progress is sampled when an ETA is asked for (each scrape, each status page): nothing is added
+        to the watchers' per-scan path.
+        """
+        if not valid_count(self.npoints) or self.role == ROLE_SEQUENCE:
+            return None
+        self.note_progress(now)
+        if len(self.progress_samples) < 2:
             return None
         first_time, first_done = self.progress_samples[0]
         _, done = self.progress_samples[-1]
@@ -278,4 +299,14 @@ def set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None
     known = record.streams
     for name, (key, kind) in streams.items():
         if key not in known:
-            known[key] = StreamCursor(key, name, kind)
+            cursor = known[key] = StreamCursor(key, name, kind)
+            if getattr(kind, "saves", False):
+                cursor.detector = detector_name(name)
+                record.saving_detectors += 1
+
+
+def detector_name(stream: str) -> str:
+    """The device of a detector stream (`det1` for `det1:image`, `lima_simulator` for
+    `timer:lima_simulator:image`)."""
+    parts = stream.split(":")
+    return parts[-2] if len(parts) >= 2 else parts[0]

@@ -109,3 +109,32 @@ def assert_no_watcher_errors(exporter) -> None:
     errors = watcher_errors(exporter.metrics())
     assert errors and all(v == 0 for v in errors.values()), errors
     assert not exporter.logs("watcher_error")
+
+
+# -- detectors (blissdata's own stream definitions) ------------------------------------------------
+def lima_definition(name="lima_simulator:image", saving: bool = False):
+    """blissdata's LimaStream definition; `saving`: the detector saves (a `file_path`, as BLISS gives it
+    unless its saving mode is NOSAVING)."""
+    from blissdata.streams.lima.stream import LimaStream
+
+    files = {"file_path": "/data/visitor/ihch1234/id00/sample/sample_0001/scan0001/lima_simulator_{file_index:04d}.h5",
+             "data_path": "/entry_0000/instrument/lima_simulator/data", "file_format": "hdf5",
+             "file_offset": 0, "frames_per_file": 100} if saving else {}
+    return LimaStream.make_definition(name, "uint16", (64, 64), server_url="id00/limaccds/simulator1",
+                                      buffer_max_number=100, frames_per_acquisition=1000, acquisition_offset=0,
+                                      saving=files)
+
+
+def mosca_definition(name="mosca_simulator:spectrum_det00", saving_enabled: bool = True):
+    """blissdata-mosca's MoscaStream definition, as bliss-mosca gives it (the saving dict always there;
+    `saving_enabled`: the server's remote saving)."""
+    import blissdata_mosca as mosca
+    import numpy as np
+
+    return mosca.MoscaStream.make_definition(
+        name, detector=0, data_index=0, dtype=np.uint32, shape=(1, 4096),
+        tango_url="id00/mosca/simulator", acq_id=1,
+        saving={"file_path": "/tmp/scans/id00/mosca", "data_path": "entry_0000/mosca", "file_format": "hdf5",
+                "file_prefix": "sample_0001_mosca", "points_per_file": 1000, "saving_enabled": saving_enabled,
+                "enabled_detectors": [0]},
+    )

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from exporter.devtools.simulator import ScanSpec, publish_scan
-from exporter.model import ROLE_SEQUENCE, ROLE_SUBSCAN, ScanRecord, State
+from exporter.model import ROLE_SEQUENCE, ROLE_SUBSCAN, ScanRecord, State, StreamCursor
 from exporter.sinks.beam_time import OVERHEAD_BUCKETS, ScanningTime, ScanOverhead, overhead_ratio
 from exporter.sinks.events import ScanDiscovered, ScanEnded, ScanLost
 from exporter.sinks.histograms import fit_exemplar
@@ -143,15 +143,16 @@ def test_overhead_buckets_separate_the_figures_staff_argue_about():
 
 
 def test_eta_at_the_recent_point_rate_absent_until_known_never_negative_growing_while_stalled():
+    """Progress is sampled when an ETA is asked for (each scrape, each status page)."""
     record = scan("k1", 0.0, npoints=100)
-    assert record.eta(10.0) is None  # no rate yet
-    record.progress_samples.append((10.0, 10))
-    assert record.eta(11.0) is None
-    record.progress_samples.append((20.0, 30))  # 20 points in 10 s: 2 points/s
-    assert record.eta(20.0) == pytest.approx(70 / 2.0)
+    record.streams["s1"] = StreamCursor("s1", "timer:epoch", "numeric")
+    record.streams["s1"].points = 10
+    assert record.eta(10.0) is None  # one sample: no rate yet
+    record.streams["s1"].points = 30
+    assert record.eta(20.0) == pytest.approx(70 / 2.0)  # 20 points in 10 s: 2 points/s
     assert record.eta(30.0) == pytest.approx(70 / 1.0)  # no point for 10 s more: the rate halves
-    record.progress_samples.append((21.0, 120))  # more points than npoints: 0, never negative
-    assert record.eta(21.0) == 0.0
+    record.streams["s1"].points = 120  # more points than npoints: 0, never negative
+    assert record.eta(31.0) == 0.0
     assert scan("k2", 0.0, npoints=None).eta(5.0) is None
 
 
@@ -166,7 +167,7 @@ def test_exemplars_in_the_openmetrics_exposition_only_and_the_classic_text_uncha
     duration.labels("s", "ct", "scan")
     generate_latest(ends_registry)
     for seconds_, label in ((0.5, "1_ct"), (4.0, "2_ct"), (3.0, "3_ct")):
-        ends.add(("s", "ct", "scan", "SUCCESS"), seconds_, {"scan": label, "key": f"esrf:scan:K{label}"})
+        ends.add(("s", "ct", "scan", "SUCCESS"), seconds_, ({"scan": label, "key": f"esrf:scan:K{label}"}, 1800000000.0))
         duration.labels("s", "ct", "scan").observe(seconds_)
     classic = generate_latest(ends_registry).decode()
     reference_text = "\n".join(line for line in generate_latest(reference).decode().splitlines() if "_created" not in line)
@@ -181,12 +182,12 @@ def test_exemplars_in_the_openmetrics_exposition_only_and_the_classic_text_uncha
     registry.register(overhead)
     record = scan("k9", 0.0, npoints=10, count_time=0.1, end_reason="SUCCESS", started_at=0.0)
     record.closed_at = 2.5
-    overhead.observe(("s", "loopscan"), record, {"scan": "9_loopscan", "key": "esrf:scan:K9"})
+    overhead.observe(("s", "loopscan"), record, ({"scan": "9_loopscan", "key": "esrf:scan:K9"}, 1800000000.0))
     openmetrics_latest(registry)  # the first scrape shows the new series at 0
     om = openmetrics_latest(registry).decode()
     (line,) = [x for x in om.splitlines() if x.startswith('bliss_scan_overhead_ratio_bucket{le="3.0"')]
     assert line.startswith('bliss_scan_overhead_ratio_bucket{le="3.0",scan_type="loopscan",session="s"} 1.0 # '
-                           '{key="esrf:scan:K9",scan="9_loopscan"} 2.5 ')
+                           '{key="esrf:scan:K9",scan="9_loopscan"} 2.5 1800000000.0')
 
 
 def test_exemplar_labels_fit_openmetrics_128_characters():

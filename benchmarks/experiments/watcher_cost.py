@@ -80,10 +80,13 @@ def one_round(url: str, scans: int, batch: int) -> float:
         found = session.source.new_scans(session.position, None, count=batch)
         session.discover(found.keys)
         session.position = found.position
+        if not seen:  # a scrape shows the new series at 0 (counts after it apply at once, as in a live exporter)
+            list(metrics.registry.collect())
         seen += len(found.keys)
         while scan_watcher.active:
             scan_watcher.step(None)
     cpu = time.process_time() - started
+    list(metrics.ends.collect())  # any series new since the first scrape: its zero, then its counts
     ended = [s for family in metrics.ends.collect() if family.name == "bliss_scans_ended" for s in family.samples]
     total = sum(s.value for s in ended if s.name.endswith("_total"))
     if total != scans:

@@ -49,23 +49,38 @@ class ScanningTime:
             self.seconds[(session, proposal)] = 0.0
             self._unscraped.add((session, proposal))
 
+    def started(self, scan: ScanRecord) -> None:
+        """A scan is watched: a top-level one is active from its creation (or the exporter's start)."""
+        if (scan.session, scan.proposal) not in self.seconds:
+            self.add_series(scan.session, scan.proposal)
+        if scan.role != ROLE_SUBSCAN:  # a child known as such from its creation (group)
+            session = self._sessions.get(scan.session)
+            if session is None:
+                session = self._sessions[scan.session] = _Session()
+            session.active[scan.key] = scan
+
+    def ended(self, scan: ScanRecord, lost: bool = False) -> None:
+        """A scan closed (counted up to its end) or was lost (counted up to where it was)."""
+        session = self._sessions.get(scan.session)
+        if session is not None and scan.key in session.active:
+            if not lost and scan.closed_at is not None:
+                self._advance(scan.session, session, scan.closed_at)
+            del session.active[scan.key]
+
+    def in_store(self, proposals) -> None:
+        """At start, the (session, proposal) pairs of the store's scans: their series at 0."""
+        for session, proposal in proposals:
+            self.add_series(session, proposal)
+
     def __call__(self, event: Event) -> None:
+        """As a sink of its own (tests)."""
         kind = type(event)
         if kind is ScanDiscovered:
-            scan = event.scan
-            self.add_series(scan.session, scan.proposal)
-            if scan.role != ROLE_SUBSCAN:  # a child known as such from its creation (group)
-                self._sessions.setdefault(scan.session, _Session()).active[scan.key] = scan
+            self.started(event.scan)
         elif kind is ScanEnded or kind is ScanLost:
-            scan = event.scan
-            session = self._sessions.get(scan.session)
-            if session is not None and scan.key in session.active:
-                if kind is ScanEnded and scan.closed_at is not None:
-                    self._advance(scan.session, session, scan.closed_at)
-                del session.active[scan.key]
+            self.ended(event.scan, lost=kind is ScanLost)
         elif kind is ScansInStore:
-            for session, proposal in event.proposals:
-                self.add_series(session, proposal)
+            self.in_store(event.proposals)
 
     @staticmethod
     def _start(scan: ScanRecord) -> float:
@@ -76,21 +91,28 @@ class ScanningTime:
         return start if scan.counted_from is None else max(start, scan.counted_from)
 
     def _advance(self, name: str, session: _Session, until: float) -> None:
-        """Count the union of the active scans' times up to `until` (all of them last at least that long)."""
-        if not session.active:
+        """Count the union of the active scans' times up to `until` (all of them last at least that long).
+
+        Scans are watched in the order they were created: the first ones are those already running at
+        `until` (usually one or two), the time goes to the proposal of the latest of them to start.
+        """
+        counted_until = session.counted_until
+        if until <= counted_until:
             return
-        latest, begin = None, float("inf")
+        begin, latest = float("inf"), None
         for scan in session.active.values():
             start = self._start(scan)
+            if start >= until:
+                break  # created at `until` or later (no time before it), as are those watched after it
             if start < begin:
                 begin = start
-            if start <= until and (latest is None or start >= self._start(latest)):
-                latest = scan
-        begin = max(begin, session.counted_until)
-        if latest is None or until <= begin:
+            latest = scan
+        if latest is None:
             return
-        key = (name, latest.proposal)  # overlapping scans of two proposals: the latest one's
-        self.add_series(*key)
+        begin = max(begin, counted_until)
+        key = (name, latest.proposal)
+        if key not in self.seconds:
+            self.add_series(*key)
         self.seconds[key] += until - begin
         session.counted_until = until
 

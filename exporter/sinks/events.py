@@ -39,6 +39,7 @@ class ScanCounted:
     scan: ScanRecord
     events: dict  # EventType -> count
     points: int
+    frames: dict | None = None  # saving detectors: {detector: [frames acquired, frames saved]} (new ones)
 
 
 @dataclass(slots=True)

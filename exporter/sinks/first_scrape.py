@@ -26,6 +26,11 @@ class FirstScrape:
         self._unscraped: dict[Hashable, float] = {}  # series key -> when created
         self._held: list[tuple[Callable, tuple]] = []
 
+    @property
+    def waiting(self) -> bool:
+        """Whether some series has not been scraped yet (else nothing is ever held: the common case)."""
+        return bool(self._unscraped)
+
     def created(self, key: Hashable) -> None:
         """A new series, at 0: counts that change it wait for a scrape."""
         self._unscraped.setdefault(key, self.clock())

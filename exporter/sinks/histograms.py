@@ -7,7 +7,6 @@ the OpenMetrics exposition; the classic text format has no exemplars and stays a
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from typing import Hashable
 
@@ -35,14 +34,21 @@ class Histograms:
         self.series[labels] = [0] * len(self.bounds) + [0.0]
         return True
 
-    def observe(self, labels, value: float, exemplar: dict[str, str] | None = None) -> None:
-        self.add_series(labels)
-        by_bucket = self.series[labels]
+    def observe(self, labels, value: float, exemplar: tuple | None = None) -> None:
+        """One observation; `exemplar`: (labels, timestamp or None) of what was observed (kept as given,
+        made an Exemplar at scrape time: one per bucket is shown, many are observed)."""
+        by_bucket = self.series.get(labels)
+        if by_bucket is None:
+            self.add_series(labels)
+            by_bucket = self.series[labels]
         bucket = bisect_left(self.bounds, value)  # the first bucket whose `le` >= value
         by_bucket[bucket] += 1
         by_bucket[-1] += value
-        if exemplar:
-            self.exemplars.setdefault(labels, {})[bucket] = Exemplar(fit_exemplar(exemplar), value, time.time())
+        if exemplar is not None:
+            exemplars = self.exemplars.get(labels)
+            if exemplars is None:
+                exemplars = self.exemplars[labels] = {}
+            exemplars[bucket] = (exemplar, value)
 
     def family(self, name: str, documentation: str, labelnames: list[str]) -> HistogramMetricFamily:
         histogram = HistogramMetricFamily(name, documentation, labels=labelnames)
@@ -51,8 +57,12 @@ class Histograms:
             cumulative, buckets = 0, []
             for i, (le, n) in enumerate(zip(self._le, by_bucket)):
                 cumulative += n
-                exemplar = exemplars.get(i)
-                buckets.append((le, cumulative, exemplar) if exemplar is not None else (le, cumulative))
+                seen = exemplars.get(i)
+                if seen is None:
+                    buckets.append((le, cumulative))
+                else:
+                    (exemplar_labels, timestamp), value = seen
+                    buckets.append((le, cumulative, Exemplar(fit_exemplar(exemplar_labels), value, timestamp)))
             histogram.add_metric(labels, buckets, by_bucket[-1])
         return histogram
 
@@ -60,6 +70,8 @@ class Histograms:
 def fit_exemplar(labels: dict[str, str]) -> dict[str, str]:
     """Exemplar labels within OpenMetrics' 128 characters: the later ones are cut first, from their start
     (a scan key's end is what tells it apart), then dropped."""
+    if sum(len(k) + len(v) for k, v in labels.items()) <= EXEMPLAR_CHARACTERS:
+        return labels
     fitted = dict(labels)
     for name in reversed(list(fitted)):
         excess = sum(len(k) + len(v) for k, v in fitted.items()) - EXEMPLAR_CHARACTERS

@@ -123,6 +123,14 @@ def event_counts(scan: ScanRecord) -> dict[str, int]:
     return {name: counts.get(event, 0) for event, name in _EVENT_TYPES}
 
 
+def detector_fields(scan: ScanRecord) -> dict:
+    """`detectors`: frames acquired and saved of each saving detector (a lag shows), when it has any."""
+    detectors = scan.detectors()
+    if not detectors:
+        return {}
+    return {"detectors": {name: {"acquired": acquired, "saved": saved} for name, (acquired, saved) in detectors.items()}}
+
+
 def sequence_fields(scan: ScanRecord) -> dict:
     """`role`; a child's parent (`sequence`) and `index_in_sequence`; a sequence's children seen so far."""
     fields = {"role": scan.role}
@@ -171,7 +179,7 @@ class LogSink:
             "scan_end", session=scan.session, scan=scan.label, uris=scan.uris,
             duration_seconds=round(duration, 3) if duration is not None else None,
             end_reason=scan.end_reason, points=scan.points, events=event_counts(scan),
-            **sequence_fields(scan), key=scan.key,
+            **sequence_fields(scan), **detector_fields(scan), key=scan.key,
         )
 
     def _lost(self, event: ScanLost) -> None:

@@ -12,6 +12,7 @@ from .. import __version__
 from ..model import ACTIVE_STATES, ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, ROLES, EventType, clean_label_value
 from ..store import STREAM_ERROR_REASONS
 from .beam_time import ScanningTime, ScanOverhead
+from .detectors import DetectorFrames
 from .events import Event, ScanCounted, ScanDiscovered, ScanEnded, ScanLost, ScansInStore, ScanSkipped, SequenceError
 from .first_scrape import FirstScrape
 from .histograms import Histograms
@@ -30,9 +31,9 @@ def blissdata_version() -> str:
         return "unknown"
 
 
-def scan_exemplar(scan) -> dict[str, str]:
-    """The exemplar labels of a scan's observations: its label and its key (in every scan_* log line)."""
-    return {"scan": scan.label, "key": scan.key}
+def scan_exemplar(scan) -> tuple[dict[str, str], float | None]:
+    """The exemplar of a scan's observations: its label and its key (in every scan_* log line), at its end."""
+    return {"scan": scan.label, "key": scan.key}, scan.closed_at
 
 
 class BoundedLabel:
@@ -90,7 +91,7 @@ class ScanCounts:
         if by_event is None:
             self.add_session(session)
             by_event = self.events[session]
-        if self.first_scrape.hold((session,), self.add, session, events, points):
+        if self.first_scrape.waiting and self.first_scrape.hold((session,), self.add, session, events, points):
             return
         for event_type, n in events.items():
             by_event[event_type] += n
@@ -132,11 +133,11 @@ class ScanEnds:
         if self.durations.add_series((session, scan_type, role)):
             self.first_scrape.created((session, scan_type, role))
 
-    def add(self, ended: tuple[str, str, str, str], duration: float | None, exemplar: dict[str, str] | None = None) -> None:
+    def add(self, ended: tuple[str, str, str, str], duration: float | None, exemplar: tuple | None = None) -> None:
         """One scan ended (labels of bliss_scans_ended_total), with its duration if it has one."""
         if ended not in self.ended:
             self.add_series(*ended[:3], (ended[3],))
-        if self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration, exemplar):
+        if self.first_scrape.waiting and self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration, exemplar):
             return
         self.ended[ended] += 1
         if duration is not None:
@@ -176,6 +177,11 @@ class ActiveScansCollector:
             "Idle time after which an active scan counts as stalled (default, or more for slow count times).",
             labels=["session", "scan"],
         )
+        frames = GaugeMetricFamily(
+            "bliss_detector_frames",
+            "Frames of each saving detector (lima, mosca) of each active scan, per its latest status: acquired, saved.",
+            labels=["session", "scan", "detector", "stage"],
+        )
         eta = GaugeMetricFamily(
             "bliss_scan_eta_seconds",
             "Seconds until an active scan reaches its npoints at its recent point rate (absent until that rate is known).",
@@ -204,6 +210,9 @@ class ActiveScansCollector:
                 if old[0] >= record.last_event_at:
                     continue
             per_scan[key] = (record.last_event_at, thr, prog, record.eta(now))
+            for detector, (acquired, saved) in record.detectors().items():
+                frames.add_metric([record.session, record.label, detector, "acquired"], acquired)
+                frames.add_metric([record.session, record.label, detector, "saved"], saved)
         for (session, state, role), n in sorted(counts.items()):
             by_state.add_metric([session, state, role], n)
         for (session, scan), (last, thr, prog, remaining) in sorted(per_scan.items()):
@@ -218,6 +227,7 @@ class ActiveScansCollector:
         yield threshold
         yield progress
         yield eta
+        yield frames
 
 
 class ExporterMetrics:
@@ -253,6 +263,8 @@ class ExporterMetrics:
         registry.register(self.scanning)
         self.overhead = ScanOverhead()
         registry.register(self.overhead)
+        self.detectors = DetectorFrames()
+        registry.register(self.detectors)
         self.lost = Counter(
             "bliss_exporter_scans_lost",
             "Watched scans that vanished from the data store before they were closed.",
@@ -330,17 +342,20 @@ class ExporterMetrics:
             handler(event)
 
     def _counted(self, event: ScanCounted) -> None:
-        self.counts.add(event.scan.session, event.events, event.points)
+        if event.frames:
+            self.detectors.add(event.scan.session, event.frames)
+        if event.events or event.points:
+            self.counts.add(event.scan.session, event.events, event.points)
 
     def _in_store(self, event: ScansInStore) -> None:
-        self.scanning(event)
+        self.scanning.in_store(event.proposals)
         for (session, scan_type), sequence in event.kinds.items():
             self._see_session(session)
             self._see_scan_type(session, self.scan_type_label(scan_type), sequence)
 
     def _discovered(self, event: ScanDiscovered) -> None:
-        self.scanning(event)
         scan = event.scan
+        self.scanning.started(scan)
         self._see_session(scan.session)
         self._see_scan_type(scan.session, self.scan_type_label(scan.scan_type), scan.role == ROLE_SEQUENCE)
 
@@ -355,10 +370,10 @@ class ExporterMetrics:
         exemplar = scan_exemplar(scan)
         self.ends.add(labels, scan.duration, exemplar)
         self.overhead.observe(labels[:2], scan, exemplar)
-        self.scanning(event)
+        self.scanning.ended(scan)
 
     def _lost(self, event: ScanLost) -> None:
-        self.scanning(event)
+        self.scanning.ended(event.scan, lost=True)
         self.lost.labels(event.scan.session).inc()
 
     def _skipped(self, event: ScanSkipped) -> None:

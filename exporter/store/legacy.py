@@ -615,16 +615,20 @@ class LegacySource(StreamStatsReader):
                 continue
             nodes[key] = {}
             pending.extend(self._new_children(key, nodes[key], entries))
+        saving: dict[str, object] = {}  # lima node -> its `_info` saving_mode (pickled)
         while pending:
             pipe = self.redis.pipeline(transaction=False)
             for _, name in pending:
                 pipe.hmget(name, "node_type", "version")
                 pipe.xrange(name + CHILDREN)
+                pipe.hget(name + "_info", "saving_mode")  # lima nodes only: set when the detector saves
             replies = pipe.execute()
             level, pending = pending, []
             for i, (scan, name) in enumerate(level):
-                (node_type, _), entries = replies[2 * i], replies[2 * i + 1]
+                (node_type, _), entries, saving_mode = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
                 nodes[scan][name] = node_type
+                if node_type == b"lima":
+                    saving[name] = saving_mode
                 pending.extend(self._new_children(scan, nodes[scan], entries))
         for scan, below in nodes.items():
             streams = {}
@@ -632,7 +636,8 @@ class LegacySource(StreamStatsReader):
                 kind = DATA_NODE_KINDS.get(node_type)
                 if kind is not None:
                     short = name[len(scan) + 1:] if name.startswith(scan + ":") else name
-                    streams[short] = (name + "_data", StreamKind(kind, scan=scan, stream=short))
+                    streams[short] = (name + "_data", StreamKind(kind, scan=scan, stream=short,
+                                                                 saves=_lima_saves(saving.get(name))))
             out[scan] = ScanStreams(streams, len(below))
         return {key: out[key] for key in keys}
 
@@ -760,6 +765,18 @@ class LegacySource(StreamStatsReader):
         return out, len(raw) == count
 
 
+def _lima_saves(saving_mode) -> bool:
+    """BLISS 1.11.4 writes `saving_mode` (and the other saving_* fields) in a lima node's info only when
+    the detector saves (`saving_mode != "NOSAVING"`, the test of blissdata's iter_image_references)."""
+    if saving_mode is None:
+        return False
+    try:
+        value = legacy_pickle.loads(saving_mode)
+    except legacy_pickle.PickleRejected:
+        return False
+    return isinstance(value, str) and value != "NOSAVING"
+
+
 def _first_time(entries) -> float | None:
     """Server time of an XRANGE reply's first entry; None if there is none (or the reply is an error)."""
     return stream_id_time(entries[0][0]) if isinstance(entries, list) and entries else None
@@ -791,9 +808,22 @@ def legacy_stats(reply: dict, kind: str) -> StreamStats:
         entry_id, fields = last
         try:
             stats.points = _legacy_points(kind, entry_id, fields)
+            if kind == LEGACY_LIMA_KIND and getattr(kind, "saves", False):
+                stats.saved = _legacy_saved(fields)
         except _Bad as exc:
             stats.error = (exc.reason, exc.detail)
     return stats
+
+
+def _legacy_saved(fields: dict) -> int:
+    """A saving lima detector's frames saved: its status's `last_image_saved` + 1."""
+    status = legacy_pickle.loads(fields[b"__STATUS__"])  # read (and checked) by _legacy_points already
+    last = _plain(status.get("last_image_saved", -1)) if isinstance(status, dict) else None
+    if isinstance(last, float) and last.is_integer():
+        last = int(last)
+    if isinstance(last, bool) or not isinstance(last, int) or last < -1:
+        raise _Bad("bad_status", f"lima last_image_saved {last!r} is not an integer >= -1")
+    return last + 1
 
 
 class _Bad(ValueError):

@@ -38,14 +38,16 @@ class StreamKind(str):
     plugin: str | None
     scan: str
     stream: str
+    saves: bool
 
     def __new__(cls, name: str, *, dtype: str | None = None, plugin: str | None = None,
-                scan: str = "", stream: str = ""):
+                scan: str = "", stream: str = "", saves: bool = False):
         self = super().__new__(cls, name)
         self.dtype = dtype  # numeric encoding's dtype_str (lima2's status)
         self.plugin = plugin  # as the stream's info names it
         self.scan = scan  # for log lines: the scan key and the stream's name in it
         self.stream = stream
+        self.saves = saves  # a detector that saves its frames: its statuses say how many are saved
         return self
 
 
@@ -62,6 +64,7 @@ class StreamStats:
     points: int  # 0 when unknown: counted points never go down, so theirs stay as they were
     sealed: bool
     error: tuple[str, str] | None = None  # (reason, detail) when the last entry gave no points
+    saved: int | None = None  # a saving detector's frames saved, per its last status
 
 
 class StreamDecodeError(ValueError):
@@ -110,7 +113,22 @@ def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream
         # blissdata maps the legacy JSON format lima_v2 to the lima2 plugin: read it as a lima status
         name = "lima"
     dtype = encoding.get("dtype_str") if name == "lima2" else None
-    return StreamKind(name, dtype=str(dtype) if dtype is not None else None, plugin=plugin, scan=scan, stream=stream)
+    return StreamKind(name, dtype=str(dtype) if dtype is not None else None, plugin=plugin, scan=scan, stream=stream,
+                      saves=detector_saves(name, info))
+
+
+def detector_saves(kind: str, info: dict) -> bool:
+    """Whether a detector stream's statuses count saved frames, as the plugin's own reader decides:
+    lima, a `file_path` in `lima_info` (blissdata's LimaClient); mosca, `mosca_info.saving_enabled`
+    (blissdata-mosca: the server's remote saving). lima2's status has no saved count."""
+    if kind == "lima":
+        lima_info = info.get("lima_info")
+        return isinstance(lima_info, dict) and "file_path" in lima_info
+    if kind == "mosca":
+        mosca_info = info.get("mosca_info")
+        return isinstance(mosca_info, dict) and bool(mosca_info.get("saving_enabled"))
+    return False
+
 
 
 #: The XINFO STREAM fields the data models read (the others are skipped, not decoded).
@@ -193,6 +211,8 @@ def set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: dict) -> 
             stats.points = _int(fields.get(b"id"), "bad_index", "seal id")
         else:
             stats.points = _entry_points(kind, entry_id, fields)
+            if getattr(kind, "saves", False):
+                stats.saved = _entry_saved(kind, fields)
     except StreamDecodeError as exc:
         stats.points = 0  # no new points: the counted ones stay as they were
         stats.error = (exc.reason, exc.detail)
@@ -227,6 +247,14 @@ def _entry_points(kind: str, entry_id: bytes, fields: dict) -> int:
             raise StreamDecodeError("bad_reference", "subscan reference has no scan key")
         return 0
     return 0  # unknown plugin: entries only
+
+
+def _entry_saved(kind: str, fields: dict) -> int:
+    """Frames a saving detector has saved, per one status: lima `last_index_saved` + 1 (absent: none
+    yet, as LimaClient.update's default), mosca `last_saved_index` + 1."""
+    status = _json_payload(fields, "bad_status")
+    name = "last_index_saved" if kind == "lima" else "last_saved_index"
+    return _int(status.get(name, -1), "bad_status", f"{kind} {name}", minimum=-1) + 1
 
 
 def _int(value, reason: str, what: str, minimum: int = 0) -> int:

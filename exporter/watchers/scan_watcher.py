@@ -358,6 +358,7 @@ class ScanWatcher:
         now = self.clock()
         new_entries = new_points = 0
         history_entries = history_points = 0
+        frames = None  # saving detectors' new frames (acquired, saved), counted like the data
         for cursor in record.streams.values():
             st = stats.get(cursor.key)
             if st is None:
@@ -371,6 +372,14 @@ class ScanWatcher:
             cursor.entries += d_entries
             cursor.points += d_points
             cursor.sealed = st.sealed
+            if cursor.detector is not None and st.saved is not None:
+                d_saved = max(0, st.saved - (cursor.saved or 0))
+                cursor.saved = max(st.saved, cursor.saved or 0)
+                if (d_points or d_saved) and not cursor.history:
+                    frames = frames or {}
+                    counted = frames.setdefault(cursor.detector, [0, 0])
+                    counted[0] += d_points
+                    counted[1] += d_saved
             # an adopted scan's history is counted, but is not recent activity
             if (d_entries or d_points) and (cursor.observed or not record.adopted):
                 record.touch(now)
@@ -385,8 +394,8 @@ class ScanWatcher:
         if history_entries or history_points:
             self._count(record, {EventType.NEW_DATA: history_entries} if history_entries else {}, history_points,
                         cumulative=False)
-        if new_points or history_points:
-            record.note_progress(now)
+        if frames:
+            self.emit(ScanCounted(record, {}, 0, frames))
         return new_entries, new_points
 
     def _close(self, records: list[ScanRecord]) -> None:

@@ -136,13 +136,24 @@ class StatusPage:
             bar = (M("<div class='bar'><span style='width:{:.1f}%'></span></div>").format(100.0 * (row.ratio or 0.0))
                    if row.ratio is not None else "")
             return M("{}<span class='progress'>{}{}</span> <small>subscans</small>").format(bar, row.done, total)
+        detectors = StatusPage._detectors(r)
         if r.npoints:
             pct = 100.0 * (row.ratio or 0.0)
             eta = M(" <small class='eta'>ETA {}</small>").format(seconds(row.eta)) if row.eta is not None else ""
             return M("<div class='bar'><span style='width:{:.1f}%'></span></div>"
-                     "<span class='progress'>{} / {}</span> <small>{:.0f}%</small>{}").format(
-                         pct, row.done, r.npoints, pct, eta)
-        return M("<span class='progress'>{}</span> <small>points</small>").format(row.done)
+                     "<span class='progress'>{} / {}</span> <small>{:.0f}%</small>{}{}").format(
+                         pct, row.done, r.npoints, pct, eta, detectors)
+        return M("<span class='progress'>{}</span> <small>points</small>{}").format(row.done, detectors)
+
+    @staticmethod
+    def _detectors(record: ScanRecord) -> Markup:
+        """Frames acquired / saved of each saving detector; the saved figure marked while it lags."""
+        out = M("")
+        for name, (acquired, saved) in sorted(record.detectors().items()):
+            lag = " lag" if saved < acquired else ""
+            out += M("<br><small class='detector' data-detector='{}'>{}: {} acquired, "
+                     "<span class='saved{}'>{} saved</span></small>").format(name, name, acquired, lag, saved)
+        return out
 
     def _active(self, rows: list[ActiveRow]) -> Markup:
         head = M("<section><h2>Active scans</h2>")
@@ -284,7 +295,7 @@ th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e5e9ed;vertical-
 th{background:#eef1f4;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#4a5561}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td small,.empty{color:#6b7785}
 td.label{font-weight:600;white-space:nowrap}td.label small{font-weight:normal}
-td.progress,td.idle{white-space:nowrap}
+td.progress,td.idle{white-space:nowrap}span.saved.lag{color:#b3261e;font-weight:600}
 tr.stalled td{background:#fde7e6}tr.stalled td.idle{color:#b3261e;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
 .badge.ok{background:#1e7d32}.badge.bad{background:#b3261e}

@@ -32,6 +32,7 @@ Spec (JSON object):
            "batch": 1,                          # points per XADD on every channel
            "lima": ["lima_simulator"],          # lima detectors (one status event per frame batch)
            "lima_batch": 1,                     # frames per lima status event
+           "lima_saving": {"lima_simulator": 3}, # detectors that save (AUTO_FRAME), that many frames behind
            "outcome": "SUCCESS" | "FAILURE" | "USER_ABORT",
            "fail_after": 3,                     # points published before the failure / abort
            "point_delay": 0.0,                  # seconds between two point batches
@@ -152,8 +153,11 @@ class Channel:
 class Lima:
     """A lima detector: reference data at prepare, then one status event per batch of frames."""
 
-    def __init__(self, parent, device: str, session: str, scan_nb: int, nframes: int):
+    def __init__(self, parent, device: str, session: str, scan_nb: int, nframes: int, saving_lag: int | None = None):
+        """`saving_lag`: the detector saves (saving_mode AUTO_FRAME), that many frames behind; None: it does
+        not (NOSAVING: BLISS 1.11.4 then writes no saving_* key and Lima reports last_image_saved -1)."""
         self.device = device
+        self.saving_lag = saving_lag
         self.node = create_node("image", "lima", parent=parent, shape=(-1, -1), dtype=numpy.uint16,
                                 unit=None, fullname=f"{device}:image", channel_name=f"{device}:image")
         self.server_url = f"id00/limaccds/{device}"
@@ -165,6 +169,8 @@ class Lima:
                "saving_directory": f"/tmp/scans/{session}/scan{scan_nb:04d}", "saving_prefix": f"{device}_",
                "saving_suffix": ".h5", "lima_version": "1.9.18", "user_instrument_name": "instrument",
                "user_detector_name": device}
+        if saving_lag is None:
+            ref = {k: v for k, v in ref.items() if not k.startswith("saving_")}
         self.node.store({"name": f"{device}:image", "description": ref,
                          "data": {"in_prepare": True, "server_url": self.server_url, "buffer_max_number": 8}})
         self.points = 0
@@ -174,8 +180,8 @@ class Lima:
         """One LIMAIMAGESTATUS event saying `total` frames are acquired and ready."""
         last = total - 1
         self.node.store({"name": f"{self.device}:image", "description": None,
-                         "data": {"last_image_acquired": last, "last_image_ready": last,
-                                  "last_counter_ready": last, "last_image_saved": -1}})
+                         "data": {"last_image_acquired": last, "last_image_ready": last, "last_counter_ready": last,
+                                  "last_image_saved": -1 if self.saving_lag is None else last - self.saving_lag}})
         self.points = total
         self.xadds += 1
 
@@ -295,7 +301,8 @@ class Scan:
         for det in spec.get("lima", []):
             dev = self._device(det, timer)
             dev_id = f"{next(_ids)}:{det}"
-            lima = Lima(dev, det, self.session.name, self.scan_nb, int(spec.get("npoints", 10)))
+            lima = Lima(dev, det, self.session.name, self.scan_nb, int(spec.get("npoints", 10)),
+                        saving_lag=spec.get("lima_saving", {}).get(det))
             self.nodes.append(lima.node.db_name)
             self.limas.append(lima)
             devices[timer_id]["triggered_devices"].append(dev_id)
