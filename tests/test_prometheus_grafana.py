@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -49,7 +50,8 @@ EXPORTER_METRICS = {
     "bliss_datastore_up", "bliss_exporter_build_info", "bliss_exporter_scans_skipped_total",
     "bliss_exporter_scans_lost_total", "bliss_exporter_watcher_errors_total", "bliss_exporter_stream_errors_total",
     "bliss_exporter_sequence_errors_total", "bliss_session_scanning_seconds_total", "bliss_scan_overhead_ratio_bucket",
-    "bliss_scan_eta_seconds",
+    "bliss_scan_eta_seconds", "bliss_detector_frames", "bliss_detector_frames_saved_total",
+    "bliss_detector_frames_acquired_total",
 }
 PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
@@ -100,7 +102,8 @@ def test_promtool_unit_tests_pass_and_cover_every_alert_both_ways():
             for case in test.get("alert_rule_test", []):
                 (firing if case.get("exp_alerts") else silent).add(case["alertname"])
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
-    assert alerts == {"BlissScanStalled", "BlissExporterDown", "BlissDatastoreDown", "BlissScanFailureRateHigh"}
+    assert alerts == {"BlissScanStalled", "BlissExporterDown", "BlissDatastoreDown", "BlissScanFailureRateHigh",
+                      "BlissDetectorSavingStalled", "BlissDetectorSavingBehind"}
     assert alerts <= firing, f"alerts never tested firing: {alerts - firing}"
     assert alerts <= silent, f"alerts never tested not firing: {alerts - silent}"
 
@@ -361,9 +364,33 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     stalled = copy.deepcopy(next(r for r in rules() if r.get("alert") == "BlissScanStalled"))
     stalled["for"] = "2s"
     stalled["labels"]["e2e"] = "short-for"
+    # BlissDetectorSavingStalled with 6 s windows instead of 2 minutes and a 2 s `for`
+    saving = copy.deepcopy(next(r for r in rules() if r.get("alert") == "BlissDetectorSavingStalled"))
+    saving["expr"] = saving["expr"].replace("[2m]", "[6s]").replace("offset 2m", "offset 6s")
+    saving["for"] = "2s"
+    saving["labels"]["e2e"] = "short-for"
     variant = tmp_path / "stalled-short-for.rules.yml"
-    variant.write_text(yaml.safe_dump({"groups": [{"name": "bliss-exporter-e2e", "rules": [stalled]}]}))
+    variant.write_text(yaml.safe_dump({"groups": [{"name": "bliss-exporter-e2e", "rules": [stalled, saving]}]}))
     prom = start_prometheus([instance, dead_target], [RULES, variant])
+
+    # A detector that saves its first 10 frames, then stops saving while it keeps acquiring.
+    from .builders import lima_definition
+    saving_scan = data_store.create_scan(
+        {"name": "loopscan", "number": 1, "data_policy": "None", "session": "saving_session"},
+        info={"type": "loopscan", "npoints": 100000, "count_time": 0.01, "scan_nb": 1})
+    lima = saving_scan.create_stream(lima_definition("eiger1:image", saving=True))
+    saving_scan.prepare()
+    saving_scan.start()
+    stop_acquiring = threading.Event()
+
+    def acquire():
+        frame = 9
+        lima.send({"last_index": frame, "last_index_saved": 9})
+        while not stop_acquiring.wait(0.3):
+            frame += 10
+            lima.send({"last_index": frame, "last_index_saved": 9})
+    acquiring = threading.Thread(target=acquire, daemon=True)
+    acquiring.start()
 
     # A scan that vanishes before CLOSED (bliss_exporter_scans_lost_total gets a series).
     lost = data_store.create_scan({"name": "loopscan", "number": 1, "data_policy": "None", "session": "lost_session"},
@@ -414,6 +441,18 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
         f'bliss_scan_stall_threshold_seconds{{session="stall_session", instance="{instance}"}}')] == [3.0],
         20, 0.25, "the stalled scan's threshold: 3 s")
 
+    # The detector that stopped saving: BlissDetectorSavingStalled fires (short windows), with its labels.
+    def saving_alert():
+        alerts = [a for a in prom.alerts("BlissDetectorSavingStalled", session="saving_session")
+                  if a["labels"].get("e2e") == "short-for" and a["state"] == "firing"]
+        return alerts and alerts[0]
+    saving_firing = wait_until(saving_alert, 40, 0.25, "BlissDetectorSavingStalled firing (6 s windows, for: 2s)")
+    assert {k: saving_firing["labels"][k] for k in ("session", "scan", "detector", "severity")} == {
+        "session": "saving_session", "scan": "1_loopscan", "detector": "eiger1", "severity": "critical"}
+    assert "Check first the saving directory" in saving_firing["annotations"]["description"]
+    assert not [a for a in prom.alerts("BlissDetectorSavingStalled") if a["state"] == "firing"
+                and "e2e" not in a["labels"]]  # the production rule waits its 2 minutes
+
     # Every query of every panel returns data (and at least one number) while scans run, end and stall.
     dashboard = load_dashboard()
     state = {}
@@ -435,12 +474,14 @@ def test_end_to_end_dashboard_queries_and_stall_alert_on_a_real_prometheus(
     # Every rule evaluates without error on real data; the other alerts are right too.
     groups = prom.api("rules")["groups"]
     evaluated = [r for g in groups for r in g["rules"]]
-    assert len(evaluated) == len(rules()) + 1
+    assert len(evaluated) == len(rules()) + 2
     assert all(r["health"] == "ok" for r in evaluated), [(r["name"], r.get("lastError")) for r in evaluated]
     down = [(a["labels"].get("instance"), a["state"]) for a in prom.alerts("BlissExporterDown")]
     assert (dead_target, "pending") in down, down  # for: 1m
     assert (instance, "firing") not in down, down  # (a pending blip is one scrape slower than its timeout)
     assert prom.alerts("BlissDatastoreDown") == []
+    stop_acquiring.set()
+    acquiring.join(5)
     # the simulator publishes scan sequences too (--sequences; with seed 7 its second item is one)
     wait_until(lambda: prom.query('sum(bliss_scans_ended_total{session="sim_session", role="sequence"}) > 0')
                and prom.query('sum(bliss_scans_ended_total{session="sim_session", role="subscan"}) > 0'),
