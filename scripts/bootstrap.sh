@@ -39,6 +39,10 @@ if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/redis-server ] || apt_pkgs+=(redis-server)
   # libfaketime: an exporter process whose host clock is off Redis TIME (tests/test_counter_semantics.py)
   command -v faketime >/dev/null || apt_pkgs+=(faketime)
+  # the container image, built and run by tests/test_container.py (podman with runc; a base from debootstrap)
+  command -v podman >/dev/null || apt_pkgs+=(podman)
+  command -v runc >/dev/null || apt_pkgs+=(runc)
+  command -v debootstrap >/dev/null || apt_pkgs+=(debootstrap)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "bootstrap: apt-get install ${apt_pkgs[*]}"

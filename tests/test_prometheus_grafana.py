@@ -168,7 +168,7 @@ def test_compose_stack_references_existing_files_and_consistent_addresses():
     targets = [t for job in prom_cfg["scrape_configs"] if "bliss" in job["job_name"]
                for sc in job["static_configs"] for t in sc["targets"]]
     assert targets == ["exporter:9811"]
-    assert "0.0.0.0:9811" in services["exporter"]["command"]
+    assert services["exporter"]["environment"]["BLISS_EXPORTER_LISTEN_ADDRESS"] == "0.0.0.0:9811"
 
     # Grafana: provisioning directories and the dashboards path the provider reads
     assert mounts[("grafana", "/etc/grafana/provisioning")] == ROOT / "grafana" / "provisioning"
