@@ -24,6 +24,7 @@ class FirstScrape:
         self.limit = limit
         self.clock = clock
         self._unscraped: dict[Hashable, float] = {}  # series key -> when created
+        self._oldest = 0.0  # when the oldest of them was created
         self._held: list[tuple[Callable, tuple]] = []
 
     @property
@@ -33,17 +34,21 @@ class FirstScrape:
 
     def created(self, key: Hashable) -> None:
         """A new series, at 0: counts that change it wait for a scrape."""
-        self._unscraped.setdefault(key, self.clock())
+        if key not in self._unscraped:
+            if not self._unscraped:
+                self._oldest = self.clock()
+            self._unscraped[key] = self._oldest
 
     def hold(self, keys: Iterable[Hashable], apply: Callable, *args) -> bool:
         """Whether `apply(*args)` (counts changing the series `keys`) waits; it is called once a scrape
         has shown them. False: call it now."""
-        if not self._unscraped:
+        unscraped = self._unscraped
+        for key in keys:
+            if key in unscraped:
+                break
+        else:
             return False
-        born = [self._unscraped[key] for key in keys if key in self._unscraped]
-        if not born:
-            return False
-        if self.clock() - min(born) >= self.limit:  # no scrape for that long: nothing to wait for
+        if self.clock() - self._oldest >= self.limit:  # no scrape for that long: nothing to wait for
             self.release()
             return False
         self._held.append((apply, args))
