@@ -8,18 +8,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.model import EventType
-from exporter.sinks.first_scrape import FirstScrape
 from exporter.sinks.metrics import ScanCounts, ScanEnds
 
 from .helpers import parse_metrics
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def scrape(registry) -> dict:
@@ -30,7 +21,7 @@ def new_data(session: str):
     return ("bliss_scan_events_total", frozenset({"session": session, "event_type": "new_data"}.items()))
 
 
-def test_first_counts_of_a_new_session_wait_for_one_scrape_of_its_zero():
+def test_the_first_scrape_of_a_new_session_shows_its_zero_the_next_ones_its_counts():
     registry, counts = CollectorRegistry(), ScanCounts()
     registry.register(counts)
     counts.add("x", {EventType.NEW_DATA: 30}, 300)  # a short scan of a new session ends before any scrape
@@ -55,22 +46,17 @@ def test_a_session_created_after_a_scrape_is_held_on_its_own():
     assert scrape(registry)[new_data("y")] == 2
 
 
-def test_without_scrapes_counts_wait_no_longer_than_the_limit():
-    clock = Clock()
+def test_counts_are_added_at_once_only_the_first_exposition_shows_zero():
     registry, counts = CollectorRegistry(), ScanCounts()
-    counts.first_scrape = FirstScrape(limit=300, clock=clock)
     registry.register(counts)
     counts.add("x", {EventType.NEW_DATA: 3}, 0)
-    clock.now += 299
     counts.add("x", {EventType.NEW_DATA: 4}, 0)
-    assert counts.events["x"][EventType.NEW_DATA] == 0  # both still wait
-    clock.now += 1
-    counts.add("x", {EventType.NEW_DATA: 5}, 0)
-    assert counts.events["x"][EventType.NEW_DATA] == 12  # the limit passed: everything applies, in order
-    assert scrape(registry)[new_data("x")] == 12
+    assert counts.events["x"][EventType.NEW_DATA] == 7  # nothing waits in memory
+    assert scrape(registry)[new_data("x")] == 0  # however long after: its first scrape shows 0
+    assert scrape(registry)[new_data("x")] == 7
 
 
-def test_a_new_end_reason_or_scan_type_series_waits_for_its_zero_too():
+def test_a_new_end_reason_or_scan_type_series_shows_its_zero_first():
     registry, ends = CollectorRegistry(), ScanEnds((1, 2))
     registry.register(ends)
     ends.add_series("s", "ct", "scan", ("SUCCESS",))
@@ -89,7 +75,8 @@ def test_a_new_end_reason_or_scan_type_series_waits_for_its_zero_too():
                        frozenset({"session": "s", "scan_type": scan_type, "role": "scan"}.items()))]
 
     assert first[ended("ct", "SUCCESS")] == 1 and first[ended("ct", "weird")] == 0
-    assert first[ended("ascan", "SUCCESS")] == 0 and count("ascan", first) == 0 and count("ct", first) == 1
+    # the ct duration series was already shown: both ct durations count in it at once
+    assert first[ended("ascan", "SUCCESS")] == 0 and count("ascan", first) == 0 and count("ct", first) == 2
     second = scrape(registry)
     assert second[ended("ct", "weird")] == 1 and second[ended("ascan", "SUCCESS")] == 1
     assert count("ascan", second) == 1 and count("ct", second) == 2

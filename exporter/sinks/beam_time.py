@@ -42,12 +42,12 @@ class ScanningTime:
         self.read_until = read_until
         self.seconds: dict[tuple[str, str], float] = {}  # (session, proposal) -> seconds
         self._sessions: dict[str, _Session] = {}
-        self._unscraped: set[tuple[str, str]] = set()  # series shown at 0 by their first scrape
+        self.first_scrape = FirstScrape()
 
     def add_series(self, session: str, proposal: str) -> None:
         if (session, proposal) not in self.seconds:
             self.seconds[(session, proposal)] = 0.0
-            self._unscraped.add((session, proposal))
+            self.first_scrape.created((session, proposal))
 
     def started(self, scan: ScanRecord) -> None:
         """A scan is watched: a top-level one is active from its creation (or the exporter's start)."""
@@ -126,9 +126,10 @@ class ScanningTime:
             "bliss_session_scanning_seconds",
             "Wall seconds with at least one top-level scan of the session active (scanning duty cycle: rate()), "
             "by the scans' proposal.", labels=["session", "proposal"])
+        unscraped = self.first_scrape.unscraped
         for key, seconds in list(self.seconds.items()):
-            family.add_metric(key, 0.0 if key in self._unscraped else seconds)
-        self._unscraped.clear()
+            family.add_metric(key, 0.0 if key in unscraped else seconds)
+        self.first_scrape.scraped()
         yield family
 
 
@@ -149,17 +150,13 @@ class ScanOverhead:
         if ratio is None:
             return
         self.add_series(*labels)
-        if not self.first_scrape.hold((labels,), self._observe, labels, ratio, exemplar):
-            self._observe(labels, ratio, exemplar)
-
-    def _observe(self, labels, ratio: float, exemplar) -> None:
         self.ratios.observe(labels, ratio, exemplar)
 
     def collect(self):
         family = self.ratios.family(
             "bliss_scan_overhead_ratio",
             "Duration over npoints x count_time of scans that ended with SUCCESS (1: no time lost to motor moves, "
-            "readout, dead time).", ["session", "scan_type"])
+            "readout, dead time).", ["session", "scan_type"], zero=self.first_scrape.unscraped)
         self.first_scrape.scraped()
         yield family
 

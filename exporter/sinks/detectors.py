@@ -27,13 +27,9 @@ class DetectorFrames:
             if key not in self.frames:
                 self.frames[key] = [0, 0]
                 self.first_scrape.created(key)
-            if not self.first_scrape.hold((key,), self._add, key, acquired, saved):
-                self._add(key, acquired, saved)
-
-    def _add(self, key, acquired: int, saved: int) -> None:
-        counts = self.frames[key]
-        counts[0] += acquired
-        counts[1] += saved
+            counts = self.frames[key]
+            counts[0] += acquired
+            counts[1] += saved
 
     def collect(self):
         acquired = CounterMetricFamily("bliss_detector_frames_acquired",
@@ -42,9 +38,11 @@ class DetectorFrames:
         saved = CounterMetricFamily("bliss_detector_frames_saved",
                                     "Frames saved by detectors that save (lima, mosca), over all scans: rate() is "
                                     "the saving throughput.", labels=["session", "detector"])
+        unscraped = self.first_scrape.unscraped
         for key, (n_acquired, n_saved) in list(self.frames.items()):
-            acquired.add_metric(key, n_acquired)
-            saved.add_metric(key, n_saved)
+            new = key in unscraped  # its first scrape: 0
+            acquired.add_metric(key, 0 if new else n_acquired)
+            saved.add_metric(key, 0 if new else n_saved)
         self.first_scrape.scraped()
         yield acquired
         yield saved

@@ -50,9 +50,13 @@ class Histograms:
                 exemplars = self.exemplars[labels] = {}
             exemplars[bucket] = (exemplar, value)
 
-    def family(self, name: str, documentation: str, labelnames: list[str]) -> HistogramMetricFamily:
+    def family(self, name: str, documentation: str, labelnames: list[str], zero=frozenset()) -> HistogramMetricFamily:
+        """The family as a collector yields it; the series in `zero` shown empty (their first scrape)."""
         histogram = HistogramMetricFamily(name, documentation, labels=labelnames)
         for labels, by_bucket in list(self.series.items()):
+            if labels in zero:
+                histogram.add_metric(labels, [(le, 0) for le in self._le], 0.0)
+                continue
             exemplars = self.exemplars.get(labels, {})
             cumulative, buckets = 0, []
             for i, (le, n) in enumerate(zip(self._le, by_bucket)):

@@ -91,8 +91,6 @@ class ScanCounts:
         if by_event is None:
             self.add_session(session)
             by_event = self.events[session]
-        if self.first_scrape.waiting and self.first_scrape.hold((session,), self.add, session, events, points):
-            return
         for event_type, n in events.items():
             by_event[event_type] += n
         if points:
@@ -102,10 +100,12 @@ class ScanCounts:
         events = CounterMetricFamily("bliss_scan_events", "Scan events seen, by type.", labels=["session", "event_type"])
         points = CounterMetricFamily("bliss_scan_points", "Points published on data streams (lima: frames).",
                                      labels=["session"])
+        unscraped = self.first_scrape.unscraped
         for session, by_event in list(self.events.items()):
+            new = session in unscraped  # its first scrape: 0 (sinks/first_scrape.py)
             for event_type, n in list(by_event.items()):
-                events.add_metric([session, event_type.value], n)
-            points.add_metric([session], self.points[session])
+                events.add_metric([session, event_type.value], 0 if new else n)
+            points.add_metric([session], 0 if new else self.points[session])
         self.first_scrape.scraped()
         yield events
         yield points
@@ -137,8 +137,6 @@ class ScanEnds:
         """One scan ended (labels of bliss_scans_ended_total), with its duration if it has one."""
         if ended not in self.ended:
             self.add_series(*ended[:3], (ended[3],))
-        if self.first_scrape.waiting and self.first_scrape.hold((ended, ended[:3]), self.add, ended, duration, exemplar):
-            return
         self.ended[ended] += 1
         if duration is not None:
             self.durations.observe(ended[:3], duration, exemplar)
@@ -146,11 +144,12 @@ class ScanEnds:
     def collect(self):
         ended = CounterMetricFamily("bliss_scans_ended", "Closed scans, by end_reason and role (scan, sequence, subscan).",
                                     labels=["session", "scan_type", "role", "end_reason"])
+        unscraped = self.first_scrape.unscraped
         for labels, n in list(self.ended.items()):
-            ended.add_metric(labels, n)
+            ended.add_metric(labels, 0 if labels in unscraped else n)
         duration = self.durations.family(
             "bliss_scan_duration_seconds", "Scan duration from STARTED (or creation) to CLOSED, observed when the scan closes.",
-            ["session", "scan_type", "role"])
+            ["session", "scan_type", "role"], zero=unscraped)
         self.first_scrape.scraped()
         yield duration  # in the order the exposition always had
         yield ended
