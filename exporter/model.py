@@ -148,7 +148,7 @@ class ScanRecord:
     # -- point rate (ETA) ----------------------------------------------------------------------
     #: (local time, done) when `done` last grew, the last few: the scan's recent point rate
     saving_detectors: int = 0  # its data streams of detectors that save
-    progress_samples: deque = field(default_factory=lambda: deque(maxlen=RATE_SAMPLES), repr=False, compare=False)
+    progress_samples: deque | None = field(default=None, repr=False, compare=False)  # made when an ETA is asked
 
     @property
     def label(self) -> str:
@@ -201,6 +201,8 @@ class ScanRecord:
         """Remember when `done` grew (the recent point rate of the ETA)."""
         done = self.done
         samples = self.progress_samples
+        if samples is None:
+            samples = self.progress_samples = deque(maxlen=RATE_SAMPLES)
         if not samples or done > samples[-1][1]:
             samples.append((now, done))
 

@@ -167,7 +167,7 @@ def test_exemplars_in_the_openmetrics_exposition_only_and_the_classic_text_uncha
     duration.labels("s", "ct", "scan")
     generate_latest(ends_registry)
     for seconds_, label in ((0.5, "1_ct"), (4.0, "2_ct"), (3.0, "3_ct")):
-        ends.add(("s", "ct", "scan", "SUCCESS"), seconds_, ({"scan": label, "key": f"esrf:scan:K{label}"}, 1800000000.0))
+        ends.add(("s", "ct", "scan", "SUCCESS"), seconds_, (label, f"esrf:scan:K{label}", 1800000000.0))
         duration.labels("s", "ct", "scan").observe(seconds_)
     classic = generate_latest(ends_registry).decode()
     reference_text = "\n".join(line for line in generate_latest(reference).decode().splitlines() if "_created" not in line)
@@ -182,7 +182,7 @@ def test_exemplars_in_the_openmetrics_exposition_only_and_the_classic_text_uncha
     registry.register(overhead)
     record = scan("k9", 0.0, npoints=10, count_time=0.1, end_reason="SUCCESS", started_at=0.0)
     record.closed_at = 2.5
-    overhead.observe(("s", "loopscan"), record, ({"scan": "9_loopscan", "key": "esrf:scan:K9"}, 1800000000.0))
+    overhead.observe(("s", "loopscan"), record, ("9_loopscan", "esrf:scan:K9", 1800000000.0))
     openmetrics_latest(registry)  # the first scrape shows the new series at 0
     om = openmetrics_latest(registry).decode()
     (line,) = [x for x in om.splitlines() if x.startswith('bliss_scan_overhead_ratio_bucket{le="3.0"')]

@@ -27,11 +27,12 @@ OVERHEAD_BUCKETS = (1, 1.05, 1.25, 1.5, 2, 3, 5, 10)
 
 
 class _Session:
-    __slots__ = ("active", "counted_until")
+    __slots__ = ("active", "counted_until", "proposal")
 
     def __init__(self):
         self.active: dict[str, ScanRecord] = {}  # its top-level scans not yet closed
         self.counted_until = float("-inf")  # store time up to which its scanning time is counted
+        self.proposal: str | None = None  # of the last scan watched (its series exists)
 
 
 class ScanningTime:
@@ -51,12 +52,14 @@ class ScanningTime:
 
     def started(self, scan: ScanRecord) -> None:
         """A scan is watched: a top-level one is active from its creation (or the exporter's start)."""
-        if (scan.session, scan.proposal) not in self.seconds:
-            self.add_series(scan.session, scan.proposal)
-        if scan.role != ROLE_SUBSCAN:  # a child known as such from its creation (group)
-            session = self._sessions.get(scan.session)
+        name = scan.session
+        session = self._sessions.get(name)
+        if session is None or scan.proposal != session.proposal:
+            self.add_series(name, scan.proposal)
             if session is None:
-                session = self._sessions[scan.session] = _Session()
+                session = self._sessions[name] = _Session()
+            session.proposal = scan.proposal
+        if scan.role != ROLE_SUBSCAN:  # a child known as such from its creation (group)
             session.active[scan.key] = scan
 
     def ended(self, scan: ScanRecord, lost: bool = False) -> None:
@@ -121,7 +124,7 @@ class ScanningTime:
         for name, session in list(self._sessions.items()):
             self._advance(name, session, until)
             if not session.active and session.counted_until < until - 3600:
-                del self._sessions[name]  # idle for an hour: nothing left to count against
+                del self._sessions[name]  # idle for an hour: nothing left to count against (series stay)
         family = CounterMetricFamily(
             "bliss_session_scanning_seconds",
             "Wall seconds with at least one top-level scan of the session active (scanning duty cycle: rate()), "

@@ -35,8 +35,8 @@ class Histograms:
         return True
 
     def observe(self, labels, value: float, exemplar: tuple | None = None) -> None:
-        """One observation; `exemplar`: (labels, timestamp or None) of what was observed (kept as given,
-        made an Exemplar at scrape time: one per bucket is shown, many are observed)."""
+        """One observation; `exemplar`: (scan label, scan key, timestamp or None) of what was observed
+        (kept as given, made an Exemplar at scrape time: one per bucket is shown, many are observed)."""
         by_bucket = self.series.get(labels)
         if by_bucket is None:
             self.add_series(labels)
@@ -65,8 +65,8 @@ class Histograms:
                 if seen is None:
                     buckets.append((le, cumulative))
                 else:
-                    (exemplar_labels, timestamp), value = seen
-                    buckets.append((le, cumulative, Exemplar(fit_exemplar(exemplar_labels), value, timestamp)))
+                    (scan, key, timestamp), value = seen
+                    buckets.append((le, cumulative, Exemplar(fit_exemplar({"scan": scan, "key": key}), value, timestamp)))
             histogram.add_metric(labels, buckets, by_bucket[-1])
         return histogram
 

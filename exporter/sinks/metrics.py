@@ -31,9 +31,10 @@ def blissdata_version() -> str:
         return "unknown"
 
 
-def scan_exemplar(scan) -> tuple[dict[str, str], float | None]:
-    """The exemplar of a scan's observations: its label and its key (in every scan_* log line), at its end."""
-    return {"scan": scan.label, "key": scan.key}, scan.closed_at
+def scan_exemplar(scan) -> tuple[str, str, float | None]:
+    """The exemplar of a scan's observations: its label and its key (in every scan_* log line), at its end
+    (made OpenMetrics exemplar labels `scan`, `key` at scrape time: sinks/histograms.py)."""
+    return scan.label, scan.key, scan.closed_at
 
 
 class BoundedLabel:
