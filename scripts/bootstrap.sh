@@ -43,6 +43,8 @@ if [ "$want_test" = 1 ]; then
   command -v podman >/dev/null || apt_pkgs+=(podman)
   command -v runc >/dev/null || apt_pkgs+=(runc)
   command -v debootstrap >/dev/null || apt_pkgs+=(debootstrap)
+  # the facility-scale test's central store (tests/test_facility.py)
+  command -v victoria-metrics >/dev/null || apt_pkgs+=(victoria-metrics)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "bootstrap: apt-get install ${apt_pkgs[*]}"

@@ -22,10 +22,13 @@ needs_prometheus = pytest.mark.skipif(
 
 
 class Prometheus:
-    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path], extra_args=()):
-        self.port = free_port()
+    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path], extra_args=(),
+                 config: dict | None = None, port: int | None = None):
+        """`config`: a whole prometheus.yml instead of one scraping `scrape_targets` every second;
+        `port`: listen there (a restart on the same address, the same storage)."""
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        config = {
+        config = config or {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
                        "external_labels": {"grafana_url": "http://grafana.test:3000"}},
             "rule_files": [str(p) for p in rule_files],
@@ -34,10 +37,12 @@ class Prometheus:
         self.config = tmp_path / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config))
         self.log = tmp_path / "prometheus.log"
+        agent = "--enable-feature=agent" in extra_args
+        storage = f"--storage.agent.path={tmp_path / 'wal'}" if agent else f"--storage.tsdb.path={tmp_path / 'tsdb'}"
         self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            [PROMETHEUS, f"--config.file={self.config}", storage,
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra_args],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=tmp_path)
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=tmp_path)
 
     def api(self, path: str, **params):
         r = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10)
@@ -45,8 +50,8 @@ class Prometheus:
         assert body["status"] == "success", f"{path} {params}: {body}"
         return body["data"]
 
-    def query(self, expr: str) -> list[dict]:
-        data = self.api("query", query=expr)
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        data = self.api("query", query=expr, **({"time": str(at)} if at is not None else {}))
         assert data["resultType"] in ("vector", "scalar"), data
         if data["resultType"] == "scalar":
             return [{"metric": {}, "value": data["result"]}]
