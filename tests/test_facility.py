@@ -10,6 +10,7 @@ Real servers from Debian's packages, on 127.0.0.1, with the shipped configuratio
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import time
@@ -23,6 +24,7 @@ from exporter.devtools.redis_stack import RedisStackServer, free_port
 from exporter.devtools.simulator import ScanSpec, publish_scan
 
 from .builders import new_scan
+from .dashboard_queries import finite, load_dashboard, panel_queries, resolve_variables
 from .helpers import ROOT, require_tool, wait_until
 from .prometheus import Prometheus, needs_prometheus
 
@@ -41,6 +43,11 @@ class VictoriaMetrics:
              f"-storageDataPath={path / 'data'}", "-retentionPeriod=1", "-search.latencyOffset=0s",
              "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=open(path / "vm.log", "ab"))
         wait_until(lambda: _ok(f"{self.base}/health"), 30, 0.2, "victoria-metrics ready")
+
+    def api(self, path: str, **params):
+        body = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10).json()
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
 
     def query(self, expr: str, at: float | None = None) -> list[dict]:
         params = {"query": expr, **({"time": str(at)} if at else {})}
@@ -170,6 +177,19 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
             expr = f'count_over_time(up{{beamline="{beamline}"}}[16s])'
             assert value(central.query(expr, at=middle + 8)) >= 12, beamline
             assert value(vm.query(expr, at=middle + 8)) >= 12, beamline
+
+        # the dashboard on each central store, one beamline selected: every query answers (MetricsQL
+        # too), and those of the figures this workload makes have data for that beamline
+        dashboard = load_dashboard()
+        for store in (central, vm):
+            for beamline in stores:
+                variables = resolve_variables(store, dashboard, fixed={"beamline": beamline})
+                assert variables["session"] == f"({beamline}_main)", variables
+                for what, expr in panel_queries(dashboard, variables):
+                    result = store.query(expr)
+                    if re.search(r"bliss_scan_events_total|bliss_scans_ended_total|bliss_scan_points_total|"
+                                 r"bliss_exporter_build_info|bliss_session_scanning_seconds_total", expr):
+                        assert finite(result), f"{type(store).__name__} {beamline}: {what}: {expr}"
 
         # alerts evaluated centrally, per beamline: a stalled scan on id00, a data store down on id01
         stalled = new_scan(stores["id00"], "id00_main", 99)

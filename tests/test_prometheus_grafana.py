@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import glob
 import json
-import math
 import os
 import re
 import shutil
@@ -25,12 +24,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .dashboard_queries import (
+    DASHBOARD,
+    all_panels,
+    finite,
+    load_dashboard,
+    panel_queries,
+    resolve_variables,
+)
 from .helpers import ROOT, wait_until
-from .prometheus import Prometheus, needs_prometheus
+from .prometheus import needs_prometheus
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
-DASHBOARD = ROOT / "grafana" / "dashboards" / "bliss-exporter.json"
 VALIDATE = ROOT / "tests" / "dashboard"  # the dashboard type-check (npm, tsc)
 COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
 PROMTOOL = shutil.which("promtool")
@@ -58,18 +64,6 @@ PROMETHEUS_METRICS = {"up", "scrape_duration_seconds"}
 
 def run(cmd, cwd=ROOT, timeout=120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def load_dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
-
-
-def all_panels(dashboard: dict) -> list[dict]:
-    out = []
-    for panel in dashboard["panels"]:
-        out.append(panel)
-        out.extend(panel.get("panels", []))
-    return [p for p in out if p["type"] != "row"]
 
 
 def rules() -> list[dict]:
@@ -300,54 +294,6 @@ def simulator(redis_server, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def grafana_regex_escape(value: str) -> str:
-    """What Grafana's Prometheus data source does to each value of a multi-value variable."""
-    return re.sub(r"([\\^$*+?.()|{}\[\]'])", r"\\\\\1", value)
-
-
-BUILTINS = {  # Grafana's built-in variables, for a dashboard showing the last 10 minutes of a 1 s scrape
-    "__rate_interval": "30s", "__interval": "5s", "__interval_ms": "5000", "__range": "10m", "__range_s": "600",
-    "__range_ms": "600000",
-}
-
-
-def render(expr: str, variables: dict[str, str]) -> str:
-    def sub(match):
-        name = match.group(1) or match.group(2) or match.group(3)
-        if name in BUILTINS:
-            return BUILTINS[name]
-        if name not in variables:
-            raise AssertionError(f"unknown variable ${name} in {expr!r}")
-        return variables[name]
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", sub, expr)
-
-
-def resolve_variables(prom: Prometheus, dashboard: dict) -> dict[str, str]:
-    """Query variables resolved as Grafana does: label_values(selector, label) -> (v1|v2|...)."""
-    values: dict[str, str] = {}
-    for var in dashboard["templating"]["list"]:
-        if var["type"] != "query":
-            continue
-        query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-        m = re.fullmatch(r"label_values\((?:(.+),\s*)?(\w+)\)", query.strip())
-        assert m, f"variable {var['name']}: unsupported query {query!r}"
-        selector, label = m.groups()
-        params = {"match[]": render(selector, values)} if selector else {}
-        found = prom.api(f"label/{label}/values", **params)
-        assert found, f"variable {var['name']}: {query} -> nothing"
-        values[var["name"]] = "(" + "|".join(grafana_regex_escape(v) for v in found) + ")"
-    return values
-
-
-def panel_queries(dashboard: dict, variables: dict[str, str]) -> list[tuple[str, str]]:
-    return [(f"panel {p['id']} {p['title']!r} {t['refId']}", render(t["expr"], variables))
-            for p in all_panels(dashboard) for t in p["targets"]]
-
-
-def finite(result: list[dict]) -> bool:
-    return any(math.isfinite(float(sample["value"][1])) for sample in result)
 
 
 @needs_prometheus
