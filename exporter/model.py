@@ -101,7 +101,7 @@ class StreamCursor:
     saved: int | None = None  # its frames saved, per its last status (None: none read yet)
 
 
-@dataclass
+@dataclass(slots=True)
 class ScanRecord:
     """One watched scan and everything counted for it so far."""
 

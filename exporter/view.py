@@ -49,6 +49,7 @@ class ExporterView:
         self._active: Callable[[], Iterable[ScanRecord]] = tuple
         self._sessions: set[str] = set()
         self._recent: collections.deque[EndedScan] = collections.deque(maxlen=recent_limit)
+        self.handles = frozenset({ScanDiscovered, ScanEnded, ScanLost, ScansInStore})  # SinkChain routes only these
 
     # -- fed by the exporter -------------------------------------------------------------------
     def attach(self, active: Callable[[], Iterable[ScanRecord]]) -> None:

@@ -153,6 +153,7 @@ class LogSink:
         self._log = None  # bound on first use: after main() configured structlog
         self._handlers = {ScanDiscovered: self._discovered, ScanEnded: self._ended, ScanLost: self._lost,
                           ScanSkipped: self._skipped, SequenceError: self._sequence_error}
+        self.handles = frozenset(self._handlers)  # SinkChain routes only these here
 
     @property
     def log(self):

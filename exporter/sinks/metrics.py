@@ -253,6 +253,7 @@ class ExporterMetrics:
         self._handlers = {ScansInStore: self._in_store, ScanCounted: self._counted, ScanDiscovered: self._discovered,
                           ScanEnded: self._ended,
                           ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
+        self.handles = frozenset(self._handlers)  # SinkChain routes only these here
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
         self.counts = ScanCounts()
