@@ -58,7 +58,10 @@ def scanning(events, read_until: float):
     registry.register(time_)
     generate_latest(registry)  # the first scrape shows the new series at 0
     for kind, record in events:
-        time_(kind(record) if kind is not ScanLost else ScanLost(record, "vanished"))
+        if kind is ScanDiscovered:
+            time_.started(record)
+        else:
+            time_.ended(record, lost=kind is ScanLost)
     clock.now = read_until
     seconds(registry)  # series new since the last scrape show 0 in this one
     return seconds(registry)
@@ -89,12 +92,12 @@ def test_scanning_time_advances_at_scrape_up_to_what_the_watchers_have_read():
     registry = CollectorRegistry()
     registry.register(time_)
     running = scan("k1", 100.0)
-    time_(ScanDiscovered(running))
+    time_.started(running)
     assert seconds(registry) == {"": 0.0}  # a new series: 0 in its first scrape
     clock.now = 107.5  # every state change up to 107.5 is read: still running then
     assert seconds(registry) == {"": 7.5}
     running.closed_at = 109.0  # its end, read later: no time past it is ever counted
-    time_(ScanEnded(running))
+    time_.ended(running)
     clock.now = 150.0
     assert seconds(registry) == {"": 9.0}
     assert seconds(registry) == {"": 9.0}  # idle: nothing more

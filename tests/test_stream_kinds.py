@@ -6,7 +6,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import blissdata_lima2 as lima2  # noqa: E402  (test extra: a missing plugin must fail, not skip)
-import blissdata_mosca as mosca  # noqa: E402
 import numpy as np
 import pytest
 from blissdata.redis_engine import scan as bd_scan
@@ -14,12 +13,11 @@ from blissdata.streams import StreamDefinition
 from blissdata.streams.default import Stream
 from blissdata.streams.encoding.json import JsonStreamEncoder
 from blissdata.streams.encoding.numeric import NumericStreamEncoder
-from blissdata.streams.lima.stream import LimaStream
 from blissdata.streams.scan_sequence.stream import ScanStream
 
 from exporter.store.streams import SEAL_ID, StreamKind, stats_from_xinfo, stream_kind
 
-from .builders import events, new_scan
+from .builders import events, lima_definition, mosca_definition, new_scan
 
 UNKNOWN_PLUGIN = "acme_detector"
 
@@ -43,23 +41,6 @@ def lima2_definition(name="lima2_simulator:raw_frame"):
         name=name, source_name="raw_frame", conductor_hostname="127.0.0.1", conductor_port=1,
         acq_uuid="7a1e8f6c-1d3b-11f0-9c1a-0242ac120002", master_file=None, dtype=np.uint16,
         shape=(1, 512, 512),
-    )
-
-
-def mosca_definition(name="mosca_simulator:spectrum_det00"):
-    return mosca.MoscaStream.make_definition(
-        name, detector=0, data_index=0, dtype=np.uint32, shape=(1, 4096),
-        tango_url="id00/mosca/simulator", acq_id=1,
-        saving={"file_path": "/tmp/scans/id00/mosca", "data_path": "entry_0000/mosca", "file_format": "hdf5",
-                "file_prefix": "sample_0001_mosca", "points_per_file": 1000, "saving_enabled": True,
-                "enabled_detectors": [0]},
-    )
-
-
-def lima_definition(name="lima_simulator:image"):
-    return LimaStream.make_definition(
-        name, "uint16", (64, 64), server_url="id00/limaccds/simulator1", buffer_max_number=100,
-        frames_per_acquisition=20, acquisition_offset=0,
     )
 
 

@@ -18,7 +18,6 @@ from typing import Callable
 from prometheus_client.core import CounterMetricFamily
 
 from ..model import ROLE_SEQUENCE, ROLE_SUBSCAN, ScanRecord, valid_count
-from .events import Event, ScanDiscovered, ScanEnded, ScanLost, ScansInStore
 from .first_scrape import FirstScrape
 from .histograms import Histograms
 
@@ -74,16 +73,6 @@ class ScanningTime:
         """At start, the (session, proposal) pairs of the store's scans: their series at 0."""
         for session, proposal in proposals:
             self.add_series(session, proposal)
-
-    def __call__(self, event: Event) -> None:
-        """As a sink of its own (tests)."""
-        kind = type(event)
-        if kind is ScanDiscovered:
-            self.started(event.scan)
-        elif kind is ScanEnded or kind is ScanLost:
-            self.ended(event.scan, lost=kind is ScanLost)
-        elif kind is ScansInStore:
-            self.in_store(event.proposals)
 
     @staticmethod
     def _start(scan: ScanRecord) -> float:
