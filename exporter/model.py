@@ -244,12 +244,17 @@ class ScanRecord:
         return own
 
 
+def scan_type_of(doc) -> str:
+    """`scan_type`: scan.info `type`, else the scan's name (a sequence has no type)."""
+    return str(doc.info.get("type") or doc.name)
+
+
 def record_from_document(doc, adopted: bool) -> ScanRecord:
     """A fresh ScanRecord from a scan document (store.documents.ScanDocument, any data model)."""
     info = doc.info
     count_time = info.get("count_time")
     npoints = info.get("npoints")
-    scan_type = info.get("type") or doc.name
+    scan_type = scan_type_of(doc)
     record = ScanRecord(
         key=doc.key,
         session=doc.session,

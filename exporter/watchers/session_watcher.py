@@ -18,6 +18,7 @@ import fnmatch
 import gevent
 import structlog
 
+from ..model import scan_type_of
 from ..sinks.events import ScansInStore, ScanSkipped, Sink
 from ..store import ScanDocument, ScanGone, ScanInvalid
 from ..store.base import Position, Source
@@ -94,7 +95,7 @@ class SessionWatcher:
         docs = self._load(sorted(self.source.scan_keys()), at_start=True)
         kinds: dict[tuple[str, str], bool] = {}
         for doc in docs:
-            kinds[(doc.session, str(doc.info.get("type") or doc.name))] = doc.info.get("is_scan_sequence") is True
+            kinds[(doc.session, scan_type_of(doc))] = doc.info.get("is_scan_sequence") is True
         if kinds:
             self.emit(ScansInStore(kinds, {(doc.session, doc.proposal) for doc in docs}))
         started = self.store_clock.started
