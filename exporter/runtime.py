@@ -38,9 +38,18 @@ def run_until_signal(start, stop) -> None:
         handler.cancel()
 
 
+#: Allocations between two young-generation passes of the cyclic garbage collector (Python: 700).
+GC_YOUNG_THRESHOLD = 10000
+
+
 def freeze_startup_objects() -> None:
     """Leave what start-up made (imported modules, registry, configuration: it lives as long as the
     process) out of the cyclic garbage collector's later passes, which would otherwise walk it all
-    again on every full collection while scans come and go (Python's gc.freeze)."""
+    again on every full collection while scans come and go (Python's gc.freeze).
+
+    Then let the young generation grow to GC_YOUNG_THRESHOLD objects before it is scanned: a scan's
+    objects (documents, records, events, log lines) are short-lived and acyclic, freed by reference
+    counting; every 700 allocations a pass walked the live ones again (docs/benchmarks.md)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

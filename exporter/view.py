@@ -49,7 +49,9 @@ class ExporterView:
         self._active: Callable[[], Iterable[ScanRecord]] = tuple
         self._sessions: set[str] = set()
         self._recent: collections.deque[EndedScan] = collections.deque(maxlen=recent_limit)
-        self.handles = frozenset({ScanDiscovered, ScanEnded, ScanLost, ScansInStore})  # SinkChain routes only these
+        #: event type -> its handler (SinkChain calls them directly)
+        self.handlers = {ScanDiscovered: self._discovered, ScanEnded: self._ended, ScanLost: self._lost,
+                         ScansInStore: self._in_store}
 
     # -- fed by the exporter -------------------------------------------------------------------
     def attach(self, active: Callable[[], Iterable[ScanRecord]]) -> None:
@@ -58,16 +60,22 @@ class ExporterView:
 
     def __call__(self, event: Event) -> None:
         """Sink: remember sessions seen and scans that ended or were lost."""
-        kind = type(event)
-        if kind is ScanDiscovered:
-            self._sessions.add(event.scan.session)
-        elif kind is ScanEnded:
-            scan = event.scan
-            self._remember(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
-        elif kind is ScanLost:
-            self._remember(event.scan, f"LOST ({event.reason})", None, None)
-        elif kind is ScansInStore:
-            self._sessions.update(session for session, _ in event.kinds)
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _discovered(self, event: ScanDiscovered) -> None:
+        self._sessions.add(event.scan.session)
+
+    def _ended(self, event: ScanEnded) -> None:
+        scan = event.scan
+        self._remember(scan, scan.end_reason or "UNKNOWN", scan.duration, scan.closed_at)
+
+    def _lost(self, event: ScanLost) -> None:
+        self._remember(event.scan, f"LOST ({event.reason})", None, None)
+
+    def _in_store(self, event: ScansInStore) -> None:
+        self._sessions.update(session for session, _ in event.kinds)
 
     def _remember(self, scan: ScanRecord, end_reason: str, duration: float | None, ended_at: float | None) -> None:
         self._recent.appendleft(EndedScan(

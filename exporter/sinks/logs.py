@@ -151,9 +151,9 @@ class LogSink:
     def __init__(self, logger=None):
         self._logger = logger
         self._log = None  # bound on first use: after main() configured structlog
-        self._handlers = {ScanDiscovered: self._discovered, ScanEnded: self._ended, ScanLost: self._lost,
-                          ScanSkipped: self._skipped, SequenceError: self._sequence_error}
-        self.handles = frozenset(self._handlers)  # SinkChain routes only these here
+        #: event type -> its handler (SinkChain calls them directly)
+        self.handlers = {ScanDiscovered: self._discovered, ScanEnded: self._ended, ScanLost: self._lost,
+                         ScanSkipped: self._skipped, SequenceError: self._sequence_error}
 
     @property
     def log(self):
@@ -162,7 +162,7 @@ class LogSink:
         return self._log
 
     def __call__(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
+        handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event)
 

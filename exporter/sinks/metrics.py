@@ -250,10 +250,10 @@ class ExporterMetrics:
         self._sessions_initialised: set[str] = set()
         self._types_seen: set[tuple[str, str, bool]] = set()
         self._ended_labels: dict[tuple[str, str, str, str], tuple] = {}  # raw labels -> bounded label values
-        self._handlers = {ScansInStore: self._in_store, ScanCounted: self._counted, ScanDiscovered: self._discovered,
-                          ScanEnded: self._ended,
-                          ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
-        self.handles = frozenset(self._handlers)  # SinkChain routes only these here
+        #: event type -> its handler (SinkChain calls them directly)
+        self.handlers = {ScansInStore: self._in_store, ScanCounted: self._counted, ScanDiscovered: self._discovered,
+                         ScanEnded: self._ended,
+                         ScanLost: self._lost, ScanSkipped: self._skipped, SequenceError: self._sequence_error}
         self.scan_type_label = BoundedLabel(max_scan_types)
         self.end_reason_label = BoundedLabel(max_end_reasons, known=END_REASONS, length=32)
         self.counts = ScanCounts()
@@ -338,7 +338,7 @@ class ExporterMetrics:
 
     # -- sink --------------------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
+        handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event)
 

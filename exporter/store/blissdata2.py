@@ -420,7 +420,8 @@ _STATES = {str(int(state)).encode(): state for state in State}
 
 def _state(fields: list) -> State | None:
     """The state of a raw state stream entry ([field, value, ...]); None if it has none."""
-    value = _field(fields, b"state")
+    # blissdata writes {"state": value} alone
+    value = fields[1] if len(fields) == 2 and fields[0] == b"state" else _field(fields, b"state")
     state = _STATES.get(value)
     if state is None and value is not None:
         try:

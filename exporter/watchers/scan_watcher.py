@@ -288,12 +288,12 @@ class ScanWatcher:
     def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
         """Count state entries, every one of them, in order (an adopted scan's older ones as its own only)."""
         events, history = {}, {}
+        when = None
         for entry_id, state in entries:
             record.state_cursors[state_key] = entry_id
             if state is None:
                 continue
             when = stream_id_time(entry_id)
-            record.touch(when)
             record.state = state
             if state is State.CREATED:
                 record.created_at = when
@@ -310,6 +310,8 @@ class ScanWatcher:
             elif event is not None:
                 counts = events if record.counted_from is None or when >= record.counted_from else history
                 counts[event] = counts.get(event, 0) + 1
+        if when is not None:  # entries come in order: the last one is the latest activity
+            record.touch(when)
         if events:
             self._count(record, events, 0)
         if history:
@@ -458,6 +460,6 @@ class ScanWatcher:
         before the exporter started (an adopted scan's history: `cumulative` False)."""
         counts = record.counts
         for event, n in events.items():
-            counts[event] += n
+            counts[event] = counts.get(event, 0) + n
         if cumulative:
             self.emit(ScanCounted(record, events, points))
