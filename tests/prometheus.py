@@ -1,4 +1,5 @@
-"""A real Prometheus (Debian's 2.42) on 127.0.0.1, scraping exporters every second, for end-to-end tests."""
+"""Real Prometheus-ecosystem servers from Debian's packages on 127.0.0.1, for end-to-end tests: Prometheus
+2.42 (scraping exporters every second, or as configured), VictoriaMetrics, vmalert and Alertmanager."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 
 from exporter.devtools.redis_stack import free_port
 
-from .helpers import wait_until
+from .helpers import require_tool, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
 needs_prometheus = pytest.mark.skipif(
@@ -90,3 +91,85 @@ def increase_of_raw_samples(samples: list[tuple[float, float]]) -> float:
     for (_, before), (_, after) in zip(samples, samples[1:]):
         total += after - before if after >= before else after
     return total
+
+
+def _ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class _Server:
+    """A server process on 127.0.0.1 answering Prometheus' HTTP API at `base`."""
+
+    proc: subprocess.Popen
+    base: str
+
+    def api(self, path: str, **params):
+        body = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10).json()
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class VictoriaMetrics(_Server):
+    """victoria-metrics (single node) on 127.0.0.1, its data in `path` (a restart keeps it)."""
+
+    def __init__(self, path: Path, port: int | None = None):
+        self.path, self.port = path, port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [require_tool("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
+             f"-storageDataPath={path / 'data'}", "-retentionPeriod=1", "-search.latencyOffset=0s",
+             "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=open(path / "vm.log", "ab"))
+        wait_until(lambda: _ok(f"{self.base}/health"), 30, 0.2, "victoria-metrics ready")
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        params = {"query": expr, **({"time": str(at)} if at else {})}
+        body = requests.get(self.base + "/api/v1/query", params=params, timeout=10).json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+
+class VMAlert(_Server):
+    """vmalert evaluating Prometheus rule files on a VictoriaMetrics, sending alerts to an Alertmanager."""
+
+    def __init__(self, path: Path, datasource: str, alertmanager: str, rule_files: list[Path],
+                 evaluation_interval: str = "1s"):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [require_tool("vmalert"), f"-httpListenAddr=127.0.0.1:{self.port}", f"-datasource.url={datasource}",
+             f"-notifier.url={alertmanager}", f"-evaluationInterval={evaluation_interval}", "-loggerLevel=ERROR",
+             *(f"-rule={p}" for p in rule_files)], stdout=subprocess.DEVNULL, stderr=open(path / "vmalert.log", "ab"))
+        wait_until(lambda: _ok(f"{self.base}/health"), 30, 0.2, "vmalert ready")
+
+    def alerts(self) -> list[dict]:
+        return self.api("alerts")["alerts"] or []  # null while there is none
+
+
+class Alertmanager(_Server):
+    """prometheus-alertmanager with a given configuration, alone (no cluster)."""
+
+    def __init__(self, path: Path, config: Path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [require_tool("alertmanager", "prometheus-alertmanager"), f"--config.file={config}",
+             f"--storage.path={path / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{self.port}",
+             "--cluster.listen-address=", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=open(path / "alertmanager.log", "ab"))
+        wait_until(lambda: _ok(f"{self.base}/-/ready"), 30, 0.2, "alertmanager ready")
+
+    def alerts(self) -> list[dict]:
+        """Alerts received (API v2): labels, generatorURL, receivers, status."""
+        return requests.get(self.base + "/api/v2/alerts", timeout=10).json()

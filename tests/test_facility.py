@@ -1,7 +1,8 @@
 """Facility scale (issue 21): two beamlines, each exporter scraped by a Prometheus agent that adds its
 `beamline` label and remote-writes to the central stores, a Prometheus (remote-write receiver) and
 VictoriaMetrics, both at once; the central stores are stopped while the beamlines keep scanning, and
-the agents replay what they buffered.
+the agents replay what they buffered. The same rule file is evaluated centrally by Prometheus and by
+vmalert (on VictoriaMetrics), both sending to one Alertmanager routed by beamline.
 
 Real servers from Debian's packages, on 127.0.0.1, with the shipped configurations of deploy/facility/
 (only addresses, the scrape interval and the retry back-off shortened for the test).
@@ -10,73 +11,36 @@ Real servers from Debian's packages, on 127.0.0.1, with the shipped configuratio
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import numpy
 import pytest
-import requests
 import yaml
 
 from exporter.devtools.redis_stack import RedisStackServer, free_port
 from exporter.devtools.simulator import ScanSpec, publish_scan
 
-from .builders import new_scan
+from .builders import lima_definition, new_scan
 from .dashboard_queries import finite, load_dashboard, panel_queries, resolve_variables
 from .helpers import ROOT, require_tool, wait_until
-from .prometheus import Prometheus, needs_prometheus
+from .prometheus import Alertmanager, Prometheus, VictoriaMetrics, VMAlert, needs_prometheus
 
 FACILITY = ROOT / "deploy" / "facility"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
-
-
-class VictoriaMetrics:
-    """victoria-metrics (single node) on 127.0.0.1, its data in `path` (a restart keeps it)."""
-
-    def __init__(self, path: Path, port: int | None = None):
-        self.path, self.port = path, port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [require_tool("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
-             f"-storageDataPath={path / 'data'}", "-retentionPeriod=1", "-search.latencyOffset=0s",
-             "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=open(path / "vm.log", "ab"))
-        wait_until(lambda: _ok(f"{self.base}/health"), 30, 0.2, "victoria-metrics ready")
-
-    def api(self, path: str, **params):
-        body = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10).json()
-        assert body["status"] == "success", f"{path} {params}: {body}"
-        return body["data"]
-
-    def query(self, expr: str, at: float | None = None) -> list[dict]:
-        params = {"query": expr, **({"time": str(at)} if at else {})}
-        body = requests.get(self.base + "/api/v1/query", params=params, timeout=10).json()
-        assert body["status"] == "success", body
-        return body["data"]["result"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-
-def _ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def value(result: list[dict]) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def central_config(rule_files: list[Path]) -> dict:
+def central_config(rule_files: list[Path], alertmanager: str) -> dict:
     config = yaml.safe_load((FACILITY / "central-prometheus.yml").read_text())
     config["global"]["evaluation_interval"] = "1s"
     config["rule_files"] = [str(p) for p in rule_files]
-    config.pop("alerting")  # no Alertmanager here: the alerts are read from Prometheus
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
     return config
 
 
@@ -102,6 +66,7 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
     second = RedisStackServer().start()
     second.init_blissdata()
     from blissdata.redis_engine.store import DataStore
+    from blissdata.streams.default import Stream
     stores = {"id00": data_store, "id01": DataStore(second.url + "?protocol=2")}
     exporters = {"id00": start_exporter("--stall-threshold", "2"), "id01": start_exporter(url=second.url)}
 
@@ -119,14 +84,16 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
     central_dir.mkdir()
     vm_dir.mkdir()
     central_port, vm_port = free_port(), free_port()
+    alertmanager = Alertmanager(tmp_path, ROOT / "deploy" / "alertmanager" / "alertmanager.yml")
+    am_address = alertmanager.base.removeprefix("http://")
 
     def start_central():
         prom = Prometheus(central_dir, [], [], extra_args=["--web.enable-remote-write-receiver"],
-                          config=central_config([RULES, variant]), port=central_port)
+                          config=central_config([RULES, variant], am_address), port=central_port)
         return prom.wait_ready()
 
     central, vm = start_central(), VictoriaMetrics(vm_dir, vm_port)
-    agents = []
+    agents, vmalert = [], None
     try:
         for beamline, exporter in exporters.items():
             agent_dir = tmp_path / f"agent-{beamline}"
@@ -137,7 +104,7 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
 
         def publish(number: int) -> None:
             for beamline, store in stores.items():
-                publish_scan(store, ScanSpec(session=f"{beamline}_main", number=number, npoints=4, count_time=0))
+                publish_scan(store, ScanSpec(session=f"{beamline}_main", number=number, npoints=4, count_time=0.01))
 
         def exporter_total(beamline: str) -> float:
             return sum(v for (name, labels), v in exporters[beamline].metrics().items()
@@ -178,36 +145,94 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
             assert value(central.query(expr, at=middle + 8)) >= 12, beamline
             assert value(vm.query(expr, at=middle + 8)) >= 12, beamline
 
-        # the dashboard on each central store, one beamline selected: every query answers (MetricsQL
-        # too), and those of the figures this workload makes have data for that beamline
+        # the dashboard on each central store, one beamline selected: with a scan running on each beamline
+        # (progress, ETA, a saving detector) and short scans ending, every panel query has data for it
+        running = {}
+        for beamline, store in stores.items():
+            scan = new_scan(store, f"{beamline}_main", 1000, npoints=1000, count_time=0.1)
+            channel = scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64"))
+            detector = scan.create_stream(lima_definition("eiger1:image", saving=True))
+            scan.prepare()
+            scan.start()
+            running[beamline] = (scan, channel, detector)
         dashboard = load_dashboard()
-        for store in (central, vm):
-            for beamline in stores:
-                variables = resolve_variables(store, dashboard, fixed={"beamline": beamline})
-                assert variables["session"] == f"({beamline}_main)", variables
-                for what, expr in panel_queries(dashboard, variables):
-                    result = store.query(expr)
-                    if re.search(r"bliss_scan_events_total|bliss_scans_ended_total|bliss_scan_points_total|"
-                                 r"bliss_exporter_build_info|bliss_session_scanning_seconds_total", expr):
-                        assert finite(result), f"{type(store).__name__} {beamline}: {what}: {expr}"
+        sent = 0
 
-        # alerts evaluated centrally, per beamline: a stalled scan on id00, a data store down on id01
+        def advance():
+            nonlocal sent, number
+            for scan, channel, detector in running.values():
+                for _ in range(5):
+                    channel.send(numpy.float64(sent))
+                    sent += 1
+                detector.send({"last_index": sent - 1, "last_index_saved": sent - 3})
+                channel.join()
+                detector.join()
+            publish(number)
+            number += 1
+
+        def empty_panels() -> list[str]:
+            empty = []
+            for store in (central, vm):
+                for beamline in stores:
+                    variables = resolve_variables(store, dashboard, fixed={"beamline": beamline})
+                    assert variables["session"] == f"({beamline}_main)", variables
+                    for what, expr in panel_queries(dashboard, variables):
+                        if not finite(store.query(expr)):
+                            empty.append(f"{type(store).__name__} {beamline}: {what}: {expr}")
+            return empty
+
+        deadline, empty = time.time() + 45, ["not evaluated yet"]
+        while empty and time.time() < deadline:
+            advance()
+            time.sleep(0.5)
+            empty = empty_panels()
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+        for scan, channel, detector in running.values():
+            scan.stop()
+            scan.info["end_reason"] = "SUCCESS"
+            scan.close()
+
+        # alerts evaluated centrally, per beamline, by Prometheus and by vmalert (on VictoriaMetrics) with the
+        # same rule files, both sending to one Alertmanager: a stalled scan on id00, a data store down on id01
+        vmalert = VMAlert(tmp_path, vm.base, alertmanager.base, [RULES, variant])
         stalled = new_scan(stores["id00"], "id00_main", 99)
         stalled.prepare()
         stalled.start()
         second.kill()
+        wanted = {("BlissScanStalled", "id00"), ("BlissDatastoreDown", "id01")}
+        unwanted = {("BlissScanStalled", "id01"), ("BlissDatastoreDown", "id00")}
 
-        def alerts():
-            found = {(a["labels"]["alertname"], a["labels"].get("beamline")) for a in central.alerts()
-                     if a["state"] == "firing" and a["labels"].get("e2e") == "short-for"}
-            return {("BlissScanStalled", "id00"), ("BlissDatastoreDown", "id01")} <= found and found
-        found = wait_until(alerts, 60, 0.5, "BlissScanStalled on id00 and BlissDatastoreDown on id01, firing")
-        assert ("BlissScanStalled", "id01") not in found and ("BlissDatastoreDown", "id00") not in found
+        def firing(alerts, state_of) -> set:
+            return {(a["labels"]["alertname"], a["labels"].get("beamline")) for a in alerts
+                    if state_of(a) == "firing" and a["labels"].get("e2e") == "short-for"}
+
+        def all_fire():
+            by_prometheus = firing(central.alerts(), lambda a: a["state"])
+            by_vmalert = firing(vmalert.alerts(), lambda a: a["state"])
+            return wanted <= by_prometheus and wanted <= by_vmalert and (by_prometheus, by_vmalert)
+        by_prometheus, by_vmalert = wait_until(all_fire, 60, 0.5, "both alerts firing, by Prometheus and by vmalert")
+        assert not unwanted & by_prometheus and not unwanted & by_vmalert, (by_prometheus, by_vmalert)
+
+        # Alertmanager got each alert from both evaluators, and routed it by its beamline
+        def received():
+            got = {}
+            for alert in alertmanager.alerts():
+                labels = alert["labels"]
+                if labels.get("e2e") != "short-for":
+                    continue
+                source = "vmalert" if "alertgroup" in labels else "prometheus"  # vmalert names the group
+                got[(labels["alertname"], labels.get("beamline"), source)] = {r["name"] for r in alert["receivers"]}
+            return all((*a, source) in got for a in wanted for source in ("prometheus", "vmalert")) and got
+        got = wait_until(received, 30, 0.5, "Alertmanager received both alerts from both evaluators")
+        for source in ("prometheus", "vmalert"):
+            assert got[("BlissScanStalled", "id00", source)] == {"control-room-oncall", "beamline-id00"}, got
+            assert got[("BlissDatastoreDown", "id01", source)] == {"control-room-oncall", "beamline-chat"}, got
     finally:
         for agent in agents:
             agent.stop()
-        central.stop()
-        vm.stop()
+        for server in (vmalert, central, vm, alertmanager):
+            if server is not None:
+                server.stop()
         second.cleanup()
         shutil.rmtree(vm_dir, ignore_errors=True)
 
