@@ -58,9 +58,12 @@ sys.path.insert(0, str(ROOT))
 
 
 from exporter.devtools.redis_stack import RedisStackServer, free_port  # noqa: E402
+from exporter.model import EventType  # noqa: E402
 from tests.helpers import parse_metrics, wait_until  # noqa: E402  (the test suite's helpers, not copies)
 
-EVENT_TYPES = ("new_node", "prepared_scan", "start_scan", "new_data", "stop_scan", "end_scan")
+#: the event types in the order of the report's tables (a scan's life, its data after it started)
+EVENT_TYPES = tuple(e.value for e in (EventType.NEW_NODE, EventType.PREPARED_SCAN, EventType.START_SCAN,
+                                      EventType.NEW_DATA, EventType.STOP_SCAN, EventType.END_SCAN))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: the scan watcher remembers up to this many ended scan keys (to ignore duplicates): RSS grows until then
 ENDED_KEYS_CAP = 20000

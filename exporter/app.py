@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from . import __version__
 from .config import Config
 from .health import Health
+from .parts import Part
 from .sinks.events import ScanLost, SinkChain
 from .sinks.logs import LogSink
 from .sinks.metrics import ExporterMetrics
@@ -94,11 +95,11 @@ class Exporter:
 
     def _main(self) -> None:
         """Connect (supervised like the watchers), then run the watchers and the health check."""
-        session_watcher = self.supervisor.run("startup", self._connect, once=True)
+        session_watcher = self.supervisor.run(Part.STARTUP, self._connect, once=True)
         self._watchers = [
-            gevent.spawn(self.supervisor.run, "session_watcher", session_watcher.run),
-            gevent.spawn(self.supervisor.run, "scan_watcher", self.scan_watcher.run),
-            gevent.spawn(self.supervisor.run, "health", self._health_loop),
+            gevent.spawn(self.supervisor.run, Part.SESSION_WATCHER, session_watcher.run),
+            gevent.spawn(self.supervisor.run, Part.SCAN_WATCHER, self.scan_watcher.run),
+            gevent.spawn(self.supervisor.run, Part.HEALTH, self._health_loop),
         ]
         self._greenlets += self._watchers
 

@@ -7,6 +7,7 @@ from typing import Callable
 import gevent
 import structlog
 
+from .parts import Part
 from .store import BeaconError, describe_error, is_unavailable
 
 log = structlog.get_logger("bliss_exporter")
@@ -45,6 +46,7 @@ class Supervisor:
 
     def run(self, name: str, part: Callable, once: bool = False):
         """Run `part` forever (or until it returns, if `once`, giving its result), retrying with backoff."""
+        name = str(name)  # a Part: a plain string in log lines, labels and /readyz
         backoff = Backoff()
         while True:
             healthy = None if once else gevent.spawn_later(self.healthy_after, self._healthy, name, backoff)
@@ -62,7 +64,7 @@ class Supervisor:
                 if healthy is not None:
                     healthy.kill(block=False)
             gevent.sleep(backoff.next())
-            if name not in ("health", "startup"):
+            if name not in (Part.HEALTH, Part.STARTUP):
                 self.wait_until_usable()
 
     def _healthy(self, name: str, backoff: Backoff) -> None:
@@ -79,11 +81,11 @@ class Supervisor:
         """
         error = describe_error(exc)
         unavailable = is_unavailable(exc)
-        if name == "startup" or not unavailable:
+        if name == Part.STARTUP or not unavailable:
             self.errors.labels(name).inc()
             self.health.part_failed(name, error)
-        expected = unavailable or (name == "startup" and isinstance(exc, (BeaconError, ValueError)))
-        if name == "startup" or unavailable:
+        expected = unavailable or (name == Part.STARTUP and isinstance(exc, (BeaconError, ValueError)))
+        if name == Part.STARTUP or unavailable:
             self.health.down(self.datastore(), error)
         if expected:
             log.debug("watcher_retry", watcher=name, error=error)

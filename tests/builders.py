@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+from exporter.model import EventType
 from exporter.sinks.events import ScanDiscovered
 from exporter.view import ExporterView
 
@@ -20,8 +21,8 @@ from .helpers import require_tool
 
 H5 = "/tmp/scans/inhouse/id002106/id00/sample/sample_0001/sample_0001.h5"
 
-#: The event types of `bliss_scan_events_total`, in the order a scan goes through them.
-EVENT_TYPES = ("new_node", "new_data", "prepared_scan", "start_scan", "stop_scan", "end_scan")
+#: The event types of `bliss_scan_events_total` (model.EventType's values, in its order).
+EVENT_TYPES = tuple(event.value for event in EventType)
 
 
 # -- publisher side (blissdata's API) ---------------------------------------------------------------

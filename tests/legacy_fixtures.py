@@ -24,7 +24,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from exporter.devtools.redis_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or "/usr/bin/redis-server"
@@ -43,12 +44,6 @@ def _require() -> None:
     missing = [str(p) for p in (Path(REDIS_SERVER), LEGACY_PYTHON) if not p.exists()]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run scripts/bootstrap.sh --test", pytrace=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LegacyRedis:
@@ -71,7 +66,7 @@ class LegacyRedis:
     def start(self, deadline_s: float = 20.0) -> "LegacyRedis":
         last_error = "not started"
         for _ in range(5):  # another suite may take the port between probe and bind: retry
-            self.port = _free_port()
+            self.port = free_port()
             cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", *self.extra_args]
             if self.workdir is not None:

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
 from ..model import ACTIVE_STATES, ROLE_SCAN, ROLE_SEQUENCE, ROLE_SUBSCAN, ROLES, EventType, clean_label_value
+from ..parts import Part
 from ..store import STREAM_ERROR_REASONS
 from .beam_time import ScanningTime, ScanOverhead
 from .detectors import DetectorFrames
@@ -306,7 +307,7 @@ class ExporterMetrics:
             self.skipped.labels(reason)
         for reason in ("bad_group", "bad_reference"):
             self.sequence_errors.labels(reason)
-        for watcher in ("startup", "session_watcher", "scan_watcher", "health"):
+        for watcher in Part:
             self.watcher_errors.labels(watcher)
         for reason in STREAM_ERROR_REASONS:
             self.stream_errors.labels(reason)

@@ -6,8 +6,8 @@ Stack written by blissdata 2.x (BLISS 2), `legacy.LegacySource` on a plain Redis
 data-stream decoding are modules of their own, shared by every data model.
 """
 
-from .blissdata2 import ACL_RULES, HISTORY_STREAM, PROTOCOL_KEY, READ_COMMANDS, SUPPORTED_PROTOCOL, DataStoreSource
-from .documents import SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_scan_document, parse_streams
+from .blissdata2 import ACL_RULES, HISTORY_STREAM, READ_COMMANDS, SUPPORTED_PROTOCOL, DataStoreSource
+from .documents import PROTOCOL_KEY, SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_scan_document, parse_streams
 from .errors import (
     CONNECTION_ERRORS,
     BeaconError,

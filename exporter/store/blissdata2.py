@@ -5,16 +5,17 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable, Collection, Mapping
 
 import orjson
 import redis
 
+from ..bounded import BoundedDict
 from ..model import State, stream_id_time
 from .base import Closing, Lifetime, NewScans, ScanStreams
 from .batch import run_batch
 from .documents import (
+    PROTOCOL_KEY,
     SCAN_PREFIX,
     ScanDocument,
     parse_reference,
@@ -30,6 +31,7 @@ from .errors import (
     describe_error,
     error_code,
     is_unavailable,
+    raise_store_error,
 )
 from .streams import (
     SEAL_ID,
@@ -37,6 +39,7 @@ from .streams import (
     StreamKind,
     StreamStats,
     StreamStatsReader,
+    id_tuple,
     parse_xinfo_stream,
     set_points,
     stats_from_xinfo,
@@ -44,7 +47,6 @@ from .streams import (
 from .urls import normalize_redis_url
 
 HISTORY_STREAM = "_SCAN_HISTORY_"
-PROTOCOL_KEY = "_PROTOCOL_VERSION_"
 SUPPORTED_PROTOCOL = 1
 
 #: Read-only commands the exporter uses, each with a harmless probe run by the start-up self-test.
@@ -87,7 +89,7 @@ class DataStoreSource(StreamStatsReader):
         """
         self.url = normalize_redis_url(url)
         self.on_stream_error = on_stream_error
-        self._streams_in_error: OrderedDict[str, bool] = OrderedDict()  # reported once each, bounded
+        self._streams_in_error = BoundedDict(10000)  # reported once each
         self.redis = redis.Redis.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
             single_connection_client=single_connection,
@@ -199,15 +201,15 @@ class DataStoreSource(StreamStatsReader):
 
     def scans_created_after(self, position: tuple[int, str], keys: list[str]) -> list[str]:
         """Those of `keys` whose state stream's first entry (creation, server time) is after `position`."""
-        since = _id_tuple(position[1])
+        since = id_tuple(position[1])
         docs = [d for d in self.load_scans(keys).values() if isinstance(d, ScanDocument)]
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
             pipe.xrange(doc.state_keys[0], count=1)
         created = []
         for doc, entries in zip(docs, pipe.execute()):
-            if entries and _id_tuple(entries[0][0].decode()) > since:
-                created.append((_id_tuple(entries[0][0].decode()), doc.key))
+            if entries and id_tuple(entries[0][0].decode()) > since:
+                created.append((id_tuple(entries[0][0].decode()), doc.key))
         return [key for _, key in sorted(created)]
 
     # -- scans ------------------------------------------------------------------------------------
@@ -226,9 +228,8 @@ class DataStoreSource(StreamStatsReader):
             k: ScanInvalid(f"not a scan key: {k!r}") for k in keys if not k.startswith(SCAN_PREFIX)}
         for key in wanted:
             ttl, doc = next(replies), next(replies)
-            for reply in (ttl, doc):  # a denied or busy read is the store's problem, not the scan's
-                if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
-                    raise reply
+            raise_store_error(ttl)  # a denied or busy read is the store's problem, not the scan's
+            raise_store_error(doc)
             if ttl == -2 or (not deleted_ok and _deleted(ttl)) or doc is None:
                 out[key] = ScanGone(key)
             elif isinstance(doc, redis.ResponseError):
@@ -256,8 +257,7 @@ class DataStoreSource(StreamStatsReader):
         replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 16) for doc in docs])
         for doc, entries in zip(docs, replies):
             if isinstance(entries, Exception):
-                if is_unavailable(entries) or not isinstance(entries, redis.ResponseError):
-                    raise entries
+                raise_store_error(entries)
                 entries = None  # not a stream: the scan cannot be watched
             life = out[doc.key] = Lifetime(stream_id_time(entries[0][0]) if entries else None)
             for entry_id, fields in entries or ():
@@ -278,8 +278,7 @@ class DataStoreSource(StreamStatsReader):
         out: dict[str, ScanStreams | ScanGone | ScanInvalid] = {}
         for key, found in zip(keys, run_batch(self.redis, [("JSON.GET", key, "$.data_streams") for key in keys])):
             if isinstance(found, Exception):
-                if is_unavailable(found) or not isinstance(found, redis.ResponseError):
-                    raise found
+                raise_store_error(found)
                 out[key] = ScanInvalid(f"{key}: {found}")
                 continue
             found = _json_reply(found)
@@ -327,8 +326,7 @@ class DataStoreSource(StreamStatsReader):
             if key in reasons_known:
                 out[key] = Closing(mine, None, True)
             elif isinstance(reason, Exception):
-                if is_unavailable(reason) or not isinstance(reason, redis.ResponseError):
-                    raise reason
+                raise_store_error(reason)
                 out[key] = Closing(mine, None, True)
             elif (reason := _json_reply(reason)) is None:
                 out[key] = Closing(mine, None, False)
@@ -441,11 +439,6 @@ def _field(fields: list, name: bytes):
 
 def _json_reply(found):
     return orjson.loads(found) if isinstance(found, (bytes, str)) else found
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _no_such_key(reply: Exception) -> bool:

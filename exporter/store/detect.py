@@ -7,8 +7,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 
+from .documents import PROTOCOL_KEY
 from .errors import DataStoreError
-from .legacy import PROTOCOL_KEY, is_legacy
+from .legacy import is_legacy
 from .urls import unsplit_url
 
 #: `--data-model` values.

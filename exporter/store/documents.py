@@ -10,6 +10,8 @@ from .streams import StreamKind, stream_kind
 
 SCAN_PREFIX = "esrf:scan:"
 STREAM_PREFIX = "esrf:stream:"
+#: blissdata 2.x's protocol version key (its presence also tells a 2.x store from a BLISS 1.x one)
+PROTOCOL_KEY = "_PROTOCOL_VERSION_"
 
 
 @dataclass

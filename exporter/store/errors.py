@@ -54,6 +54,14 @@ def error_code(exc: BaseException) -> str | None:
     return word if word.isupper() else None
 
 
+def raise_store_error(reply) -> None:
+    """Raise a reply that is an error of the whole data store (unavailable, denied, connection lost...);
+    return if it is not an error, or an error reply about one key only (wrong type...), the caller's to
+    report for that key."""
+    if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
+        raise reply
+
+
 def describe_error(exc: BaseException) -> str:
     """One line naming an error: the Redis error code and message, else the exception type and message."""
     code = error_code(exc)

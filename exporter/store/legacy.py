@@ -22,16 +22,16 @@ import dataclasses
 import datetime
 import fnmatch
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable, Mapping
 
 import redis
 
+from ..bounded import BoundedDict
 from ..model import State, stream_id_time
 from . import legacy_pickle
 from .base import REFERENCE_KIND, Closing, Lifetime, NewScans, ScanStreams
-from .documents import ScanDocument
+from .documents import PROTOCOL_KEY, ScanDocument
 from .errors import (
     CONNECTION_ERRORS,
     DataStoreError,
@@ -41,12 +41,11 @@ from .errors import (
     describe_error,
     error_code,
     is_unavailable,
+    raise_store_error,
 )
-from .streams import StreamKind, StreamStats, StreamStatsReader, log, parse_xinfo_stream
+from .streams import StreamKind, StreamStats, StreamStatsReader, id_tuple, log, parse_xinfo_stream
 from .urls import normalize_redis_url
 
-#: blissdata 2.x's protocol key: its presence means "not a legacy store"
-PROTOCOL_KEY = "_PROTOCOL_VERSION_"
 CHILDREN = "_children_list"
 SELF_TEST_KEY = "bliss-exporter-self-test"
 
@@ -127,11 +126,6 @@ def state_keys_of(scan_key: str) -> tuple[str, str]:
 
 def _text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _plain(value, depth: int = 0):
@@ -222,8 +216,8 @@ class LegacySource(StreamStatsReader):
         self.url = normalize_redis_url(url)
         self.on_stream_error = on_stream_error
         self.sessions = tuple(sessions or ())
-        self._streams_in_error: OrderedDict[str, bool] = OrderedDict()
-        self._created: OrderedDict[str, str] = OrderedDict()  # scan key -> NEW_NODE id, bounded
+        self._streams_in_error = BoundedDict(10000)
+        self._created = BoundedDict(10000)  # scan key -> NEW_NODE id
         self._gone: dict[str, str] = {}  # listed nodes without a hash, found by the last walk
         self._proposals: set[str] = set()  # db_names of proposal nodes met while following containers
         self.redis = redis.Redis.from_url(
@@ -337,7 +331,7 @@ class LegacySource(StreamStatsReader):
                     self._remember_creation(name, children[name])
                 elif node_type is None:
                     self._gone[name] = children[name]
-        return cursors, sorted(((i, k) for k, i in scans.items()), key=lambda s: _id_tuple(s[0]))
+        return cursors, sorted(((i, k) for k, i in scans.items()), key=lambda s: id_tuple(s[0]))
 
     def created_since(self, started: float) -> tuple[list[str], bool]:
         """Scans listed in the followed containers since `started` (server time), gone ones included (a
@@ -346,7 +340,7 @@ class LegacySource(StreamStatsReader):
         self._gone: dict[str, str] = {}
         _, scans = self._walk(self._session_names())
         listed = [(i, k) for i, k in scans] + [(i, k) for k, i in self._gone.items()]
-        return [k for i, k in sorted(listed, key=lambda s: _id_tuple(s[0])) if stream_id_time(i) >= started], True
+        return [k for i, k in sorted(listed, key=lambda s: id_tuple(s[0])) if stream_id_time(i) >= started], True
 
     def anchor(self) -> LegacyPosition:
         """Now: the last id of every container's `_children_list` under the followed sessions."""
@@ -404,7 +398,7 @@ class LegacySource(StreamStatsReader):
                 elif node_type in SCAN_TYPES:
                     found.setdefault(name, children[name])
                     self._remember_creation(name, children[name])
-        keys = [k for k, _ in sorted(found.items(), key=lambda kv: _id_tuple(kv[1]))]
+        keys = [k for k, _ in sorted(found.items(), key=lambda kv: id_tuple(kv[1]))]
         return NewScans(keys, LegacyPosition(cursors, probed_at), gap=False)
 
     def _forget_expired(self, cursors: dict[str, str], keep: set[str]) -> None:
@@ -435,12 +429,10 @@ class LegacySource(StreamStatsReader):
                 name = _text(fields.get(b"db_name", b""))
                 if name in parents[parent]:
                     created.setdefault(name, entry_id.decode())
-        return [k for k, _ in sorted(created.items(), key=lambda kv: _id_tuple(kv[1]))]
+        return [k for k, _ in sorted(created.items(), key=lambda kv: id_tuple(kv[1]))]
 
     def _remember_creation(self, key: str, entry_id: str) -> None:
         self._created[key] = entry_id
-        while len(self._created) > 10000:
-            self._created.popitem(last=False)
 
     def creation_ids(self, keys: list[str]) -> dict[str, str | None]:
         """The NEW_NODE id (server ms: creation time) of each scan in its container's list; None if
@@ -472,9 +464,8 @@ class LegacySource(StreamStatsReader):
         out: dict[str, ScanDocument | ScanGone | ScanInvalid] = {}
         for i, key in enumerate(keys):
             node, info = replies[2 * i], replies[2 * i + 1]
-            for reply in (node, info):
-                if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
-                    raise reply
+            raise_store_error(node)
+            raise_store_error(info)
             try:
                 out[key] = self._document(key, node, info)
             except (ScanGone, ScanInvalid) as exc:
@@ -546,8 +537,7 @@ class LegacySource(StreamStatsReader):
             pipe.xrange(doc.key + "_end", count=1)
         replies = pipe.execute(raise_on_error=False)
         for reply in replies:
-            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
-                raise reply
+            raise_store_error(reply)
         out = {}
         for i, doc in enumerate(docs):
             exists, prepared, end = replies[3 * i: 3 * i + 3]
@@ -678,8 +668,7 @@ class LegacySource(StreamStatsReader):
             order.append((scan, list(streams)))
         replies = pipe.execute(raise_on_error=False)
         for reply in replies:
-            if isinstance(reply, Exception) and (is_unavailable(reply) or not isinstance(reply, redis.ResponseError)):
-                raise reply
+            raise_store_error(reply)
         out = {}
         i = 0
         for scan, keys in order:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis
 import structlog
 
+from ..bounded import BoundedDict
 from .batch import run_batch
 from .errors import is_unavailable
 
@@ -87,6 +87,12 @@ _PLUGIN_KINDS = {
 #: blissdata's mapping of legacy (pre-plugin) JSON stream formats, as in Scan._wrap_event_stream.
 _LEGACY_FORMATS = {"lima_v1": "lima", "lima_v2": "lima2", "subscan": "scan_sequence"}
 _unknown_plugins_logged: set[str] = set()
+
+
+def id_tuple(entry_id: str) -> tuple[int, int]:
+    """A stream entry id "<ms>-<seq>" as numbers, to compare ids ("<ms>" alone: sequence 0)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream: str = "") -> StreamKind:
@@ -313,7 +319,7 @@ class StreamStatsReader:
 
     redis: object
     on_stream_error: object = None
-    _streams_in_error: OrderedDict
+    _streams_in_error: BoundedDict  # streams reported, the latest 10,000
 
     def _stats_of(self, reply: dict | list, kind) -> StreamStats:
         """Stats from one XINFO STREAM reply: raw (run_batch) or parsed (a pipeline's parse_xinfo_stream)."""
@@ -352,8 +358,6 @@ class StreamStatsReader:
         if key in self._streams_in_error:
             return
         self._streams_in_error[key] = True
-        while len(self._streams_in_error) > 10000:
-            self._streams_in_error.popitem(last=False)
         log.warning("stream_error", reason=reason, detail=detail, stream=getattr(kind, "stream", ""),
                     stream_key=key, kind=str(kind), key=getattr(kind, "scan", ""))
         if self.on_stream_error is not None:

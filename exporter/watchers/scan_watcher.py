@@ -9,12 +9,12 @@ number of scans and streams, not with points or bytes.
 
 from __future__ import annotations
 
-import collections
 import time
 
 from gevent.event import Event
 from redis import ResponseError
 
+from ..bounded import BoundedDict
 from ..model import (
     ROLE_SEQUENCE,
     ROLE_SUBSCAN,
@@ -55,8 +55,8 @@ class ScanWatcher:
         self.clock = clock
         self.active: dict[str, ScanRecord] = {}
         self._by_state_key: dict[str, ScanRecord] = {}
-        self._ended = collections.OrderedDict()  # recently ended keys, to ignore duplicates
-        self._ended_limit = 10000  # far more than the history holds (~2048): enough to drop duplicates
+        # recently ended keys, to ignore duplicates: far more than the history holds (~2048)
+        self._ended = BoundedDict(10000)
         self._wakeup = Event()
         self._last_liveness = 0.0
         self._claimed: dict[str, str] = {}  # child key -> parent key, referenced before the child is watched
@@ -452,8 +452,6 @@ class ScanWatcher:
         for key in record.state_keys:
             self._by_state_key.pop(key, None)
         self._ended[record.key] = True
-        while len(self._ended) > self._ended_limit:
-            self._ended.popitem(last=False)
 
     def _count(self, record: ScanRecord, events: dict, points: int, cumulative: bool = True) -> None:
         """Events and points of a scan: its own counts; the cumulative counters' too, unless they happened
