@@ -44,6 +44,10 @@ def central_config(rule_files: list[Path], alertmanager: str) -> dict:
     return config
 
 
+#: the agent's command line as beamline-agent.yml ships it (besides paths and addresses)
+AGENT_FLAGS = ["--enable-feature=agent", "--storage.agent.retention.max-time=72h"]
+
+
 def agent_config(beamline: str, target: str, writes: list[str]) -> dict:
     config = yaml.safe_load((FACILITY / "beamline-agent.yml").read_text())
     config["global"].update(scrape_interval="1s", scrape_timeout="1s")
@@ -99,7 +103,7 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
             agent_dir = tmp_path / f"agent-{beamline}"
             agent_dir.mkdir()
             writes = [f"{central.base}/api/v1/write", f"{vm.base}/api/v1/write"]
-            agents.append(Prometheus(agent_dir, [], [], extra_args=["--enable-feature=agent"],
+            agents.append(Prometheus(agent_dir, [], [], extra_args=AGENT_FLAGS,
                                      config=agent_config(beamline, f"127.0.0.1:{exporter.port}", writes)).wait_ready())
 
         def publish(number: int) -> None:
