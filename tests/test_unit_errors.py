@@ -19,6 +19,7 @@ from exporter.store.errors import (
     BeaconError,
     DataStoreError,
     DataStoreUnavailable,
+    KeyReadError,
     ScanInvalid,
     describe_error,
     error_code,
@@ -136,3 +137,11 @@ def test_other_errors_are_not_unavailable():
         assert is_unavailable(exc) is False and error_code(exc) is None
     assert describe_error(KeyError("k")) == "KeyError: 'k'"
     assert describe_error(ScanInvalid("esrf:scan:K: KeyError: 'id'")) == "ScanInvalid: esrf:scan:K: KeyError: 'id'"
+
+
+def test_a_key_read_error_is_described_by_its_reply_and_is_not_the_store_down():
+    """A store's KeyReadError (one key is not a stream) logs as the error reply it wraps, the store up."""
+    wrongtype = reply_error("WRONGTYPE Operation against a key holding the wrong kind of value")
+    wrapped = KeyReadError(wrongtype)
+    assert describe_error(wrapped) == describe_error(wrongtype) == "WRONGTYPE Operation against a key holding the wrong kind of value"
+    assert is_unavailable(wrapped) is False and not isinstance(wrapped, redis.RedisError)

@@ -13,6 +13,7 @@ from .errors import (
     BeaconError,
     DataStoreError,
     DataStoreUnavailable,
+    KeyReadError,
     ReasonError,
     ScanGone,
     ScanInvalid,
@@ -26,7 +27,7 @@ from .urls import normalize_redis_url, redact_url
 __all__ = [
     "ACL_RULES", "CONNECTION_ERRORS", "HISTORY_STREAM", "PROTOCOL_KEY", "READ_COMMANDS", "SCAN_PREFIX", "SEAL_ID",
     "STREAM_ERROR_REASONS", "STREAM_PREFIX", "SUPPORTED_PROTOCOL", "BeaconError", "DataStoreError",
-    "DataStoreSource", "DataStoreUnavailable", "ReasonError", "ScanDocument", "ScanGone", "ScanInvalid",
+    "DataStoreSource", "DataStoreUnavailable", "KeyReadError", "ReasonError", "ScanDocument", "ScanGone", "ScanInvalid",
     "StreamKind", "StreamStats", "describe_error", "error_code", "is_unavailable", "normalize_redis_url",
     "parse_scan_document", "parse_streams", "redact_url",
 ]

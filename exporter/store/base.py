@@ -105,7 +105,8 @@ class Source(Protocol):
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:
         """New entries of state streams ({state stream key: cursor}), waiting up to `block_ms`:
         {state stream key: [(cursor after the entry, state, or None if unreadable)]}. A cursor's
-        leading `<ms>` is the Redis server time of the entry."""
+        leading `<ms>` is the Redis server time of the entry. Raises KeyReadError if one of the keys
+        cannot be read as a stream (`unreadable_state_streams` tells which)."""
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The state stream keys among these that exist but cannot be read as state streams."""

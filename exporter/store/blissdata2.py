@@ -26,6 +26,7 @@ from .errors import (
     CONNECTION_ERRORS,
     DataStoreError,
     DataStoreUnavailable,
+    KeyReadError,
     ScanGone,
     ScanInvalid,
     describe_error,
@@ -390,7 +391,8 @@ class DataStoreSource(StreamStatsReader):
         xread = ("XREAD",) + (("BLOCK", block_ms) if block_ms is not None else ()) + ("STREAMS", *cursors, *cursors.values())
         (raw,) = run_batch(self.redis, [xread])
         if isinstance(raw, Exception):
-            raise raw
+            raise_store_error(raw)
+            raise KeyReadError(raw)  # a state stream that is not one (unreadable_state_streams tells which)
         return {stream_key.decode(): [(entry_id.decode(), _state(fields)) for entry_id, fields in entries]
                 for stream_key, entries in raw or ()}
 

@@ -28,6 +28,15 @@ class DataStoreError(ReasonError):
     """The data store answered, but is not a usable blissdata data store."""
 
 
+class KeyReadError(Exception):
+    """A read of several keys at once failed because one of them is not what the data model expects
+    (e.g. not a stream): a problem of that key, not of the store; `reply` is the store's error reply."""
+
+    def __init__(self, reply: BaseException):
+        super().__init__(str(reply))
+        self.reply = reply
+
+
 class DataStoreUnavailable(ReasonError):
     """The data store answered with an error reply that means it cannot serve us now (see UNAVAILABLE_CODES)."""
 
@@ -64,6 +73,8 @@ def raise_store_error(reply) -> None:
 
 def describe_error(exc: BaseException) -> str:
     """One line naming an error: the Redis error code and message, else the exception type and message."""
+    if isinstance(exc, KeyReadError):
+        exc = exc.reply
     code = error_code(exc)
     text = error_reply(exc).strip()
     text = text.splitlines()[0] if text else ""

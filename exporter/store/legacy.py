@@ -36,6 +36,7 @@ from .errors import (
     CONNECTION_ERRORS,
     DataStoreError,
     DataStoreUnavailable,
+    KeyReadError,
     ScanGone,
     ScanInvalid,
     describe_error,
@@ -557,7 +558,11 @@ class LegacySource(StreamStatsReader):
         id (auto id: server ms). An entry whose `__EVENT__` does not match its stream gives None."""
         if not cursors:
             return {}
-        raw = self.redis.xread(cursors, block=block_ms)
+        try:
+            raw = self.redis.xread(cursors, block=block_ms)
+        except redis.ResponseError as exc:
+            raise_store_error(exc)
+            raise KeyReadError(exc) from None  # a state stream that is not one (unreadable_state_streams tells which)
         out: dict[str, list[tuple[str, State | None]]] = {}
         for stream_key, entries in raw or ():
             stream_key = _text(stream_key)

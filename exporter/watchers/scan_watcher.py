@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 from gevent.event import Event
-from redis import ResponseError
 
 from ..bounded import BoundedDict
 from ..model import (
@@ -28,7 +27,7 @@ from ..model import (
     stream_id_time,
 )
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
-from ..store import ScanDocument, ScanGone, ScanInvalid
+from ..store import KeyReadError, ScanDocument, ScanGone, ScanInvalid
 from ..store.base import REFERENCE_KIND, ScanStreams, Source
 from ..store.clock import StoreClock
 
@@ -252,7 +251,7 @@ class ScanWatcher:
         sent = self.store_clock.now()
         try:
             batches = self.source.read_states(cursors, block_ms)
-        except ResponseError:
+        except KeyReadError:
             # one bad state stream (e.g. not a stream) fails the whole multiplexed read:
             # drop the scans whose state stream is unreadable, then let the supervisor retry
             for key in self.source.unreadable_state_streams(list(cursors)):
