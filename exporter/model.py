@@ -270,9 +270,8 @@ def record_from_document(doc, adopted: bool) -> ScanRecord:
         state_keys=tuple(doc.state_keys),
         state_cursors={key: "0-0" for key in doc.state_keys},
     )
-    created_id = getattr(doc, "created_id", None)  # a model without a CREATED state entry (BLISS 1.x)
-    if created_id:
-        record.created_at = stream_id_time(created_id)
+    if doc.created_at is not None:  # a model without a CREATED state entry (BLISS 1.x)
+        record.created_at = doc.created_at
     set_streams(record, doc.streams)
     record.streams_known = bool(doc.streams)
     end_reason = info.get("end_reason")  # the document was read after the scan closed

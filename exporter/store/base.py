@@ -89,8 +89,9 @@ class Source(Protocol):
     def scans_created_after(self, position: Position, keys: list[str]) -> list[str]:
         """Those of `keys` created after `position`, oldest first."""
 
-    def load_scans(self, keys: list[str]) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
-        """Documents of several scans in one round trip; each one, or why it cannot be watched."""
+    def load_scans(self, keys: list[str], deleted_ok: bool = False) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
+        """Documents of several scans in one round trip; each one, or why it cannot be watched (a scan
+        being deleted counts as gone unless `deleted_ok`)."""
 
     def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
         """One scan's document (a sequence parent named by a child); raise ScanGone or ScanInvalid."""
@@ -127,7 +128,7 @@ class Source(Protocol):
         """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""
 
     # -- sequences -----------------------------------------------------------------------------------
-    def read_references(self, stream_key: str, since: str, count: int) -> tuple[list[tuple[str, str | None, str]], bool]:
+    def read_references(self, stream_key: str, since: str, count: int = 1000) -> tuple[list[tuple[str, str | None, str]], bool]:
         """Entries after `since` of a stream whose kind is REFERENCE_KIND (a sequence's references to its
         children): ([(entry id, child scan key or None, the problem if None)], whether `count` were read)."""
 

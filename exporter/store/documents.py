@@ -26,6 +26,9 @@ class ScanDocument:
     state_keys: tuple[str, ...]  # the streams whose entries are the scan's states (blissdata 2.x: one)
     streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind); may be empty before PREPARED
     proposal: str = ""  # the data policy's proposal the scan belongs to; "" if the store names none
+    #: the scan's creation (store time), when the document tells it (BLISS 1.x: its NEW_NODE entry);
+    #: None when the scan's own states tell it (blissdata 2.x: the CREATED state entry)
+    created_at: float | None = None
 
 
 def parse_scan_document(key: str, doc: object) -> ScanDocument:

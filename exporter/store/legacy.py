@@ -453,8 +453,9 @@ class LegacySource(StreamStatsReader):
         return out
 
     # -- scan documents ---------------------------------------------------------------------------
-    def load_scans(self, keys: list[str]) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
-        """Node hash and `_info` of several scans, one round trip; each a document or why not."""
+    def load_scans(self, keys: list[str], deleted_ok: bool = False) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
+        """Node hash and `_info` of several scans, one round trip; each a document or why not
+        (`deleted_ok`: legacy scans are never "deleted", only expired or evicted: it changes nothing)."""
         if not keys:
             return {}
         pipe = self.redis.pipeline(transaction=False)
@@ -476,7 +477,7 @@ class LegacySource(StreamStatsReader):
     def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
         """One scan's document; raise ScanGone or ScanInvalid (`deleted_ok`: legacy scans are never
         "deleted", only expired or evicted, so it changes nothing)."""
-        result = self.load_scans([key])[key]
+        result = self.load_scans([key], deleted_ok)[key]
         if isinstance(result, Exception):
             raise result
         return result
@@ -514,6 +515,7 @@ class LegacySource(StreamStatsReader):
             session = key.partition(":")[0]
         doc = LegacyScanDocument(key, session, name, number, info, state_keys_of(key), {})
         doc.created_id = self._created.get(key)
+        doc.created_at = stream_id_time(doc.created_id) if doc.created_id else None
         doc.proposal = self.proposal_of(key)
         return doc
 

@@ -1,0 +1,43 @@
+"""Both data models implement exporter.store.base.Source exactly: every method, the same parameters with
+the same defaults (a model may add optional ones after them), and no model-specific attribute needed by
+the watchers (a document's creation time is ScanDocument.created_at for both)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from exporter.model import record_from_document
+from exporter.store.base import Source
+from exporter.store.blissdata2 import DataStoreSource
+from exporter.store.documents import ScanDocument
+from exporter.store.legacy import LegacyScanDocument, LegacySource
+
+METHODS = [name for name, member in vars(Source).items() if not name.startswith("_") and callable(member)]
+
+
+@pytest.mark.parametrize("store", [DataStoreSource, LegacySource], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", METHODS)
+def test_each_store_has_the_protocols_method_with_its_parameters(store, name):
+    want = inspect.signature(getattr(Source, name)).parameters
+    got = inspect.signature(getattr(store, name)).parameters
+    assert list(got)[: len(want)] == list(want), name
+    for param in want:
+        assert got[param].default == want[param].default, (name, param)
+    for extra in list(got)[len(want):]:
+        assert got[extra].default is not inspect.Parameter.empty, (name, extra)
+
+
+def test_the_protocol_lists_what_the_watchers_call():
+    assert {"check", "anchor", "new_scans", "scan_keys", "created_since", "scans_created_after", "load_scans",
+            "load_scan", "lifetimes", "server_time", "read_states", "unreadable_state_streams", "scan_streams",
+            "stream_stats", "closing", "scans_alive", "read_references"} == set(METHODS)
+
+
+def test_a_documents_creation_time_reaches_the_record_the_same_way_for_both_models():
+    plain = ScanDocument("esrf:scan:K", "s", "loopscan", 1, {}, ("esrf:stream:K_state",), {})
+    assert record_from_document(plain, adopted=False).created_at is None  # told by its CREATED entry
+    legacy = LegacyScanDocument("s:tmp:1_loopscan", "s", "loopscan", 1, {}, ("a_prepared", "a_end"), {})
+    legacy.created_at = 1764921600.5
+    assert record_from_document(legacy, adopted=False).created_at == 1764921600.5
