@@ -16,20 +16,19 @@ from gevent.event import Event
 from ..bounded import BoundedDict
 from ..model import (
     ROLE_SEQUENCE,
-    ROLE_SUBSCAN,
     STATE_EVENTS,
     EventType,
     ScanRecord,
     State,
     record_from_document,
-    scan_label,
     set_streams,
     stream_id_time,
 )
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
-from ..store import KeyReadError, ScanDocument, ScanGone, ScanInvalid
-from ..store.base import REFERENCE_KIND, ScanStreams, Source
+from ..store import KeyReadError, ScanDocument
+from ..store.base import ScanStreams, Source
 from ..store.clock import StoreClock
+from .sequences import SequenceLinks
 
 
 class ScanWatcher:
@@ -58,11 +57,10 @@ class ScanWatcher:
         self._ended = BoundedDict(10000)
         self._wakeup = Event()
         self._last_liveness = 0.0
-        self._claimed: dict[str, str] = {}  # child key -> parent key, referenced before the child is watched
         #: store time up to which every state change of the watched scans is applied (the start of the
         #: last state read done): scanning time is advanced up to there, never past what is known
         self.read_until = float("-inf")
-        self.references_batch = 1000
+        self.sequences = SequenceLinks(source, emit, self.active, self.is_known)
 
     # -- fed by the session watcher -----------------------------------------------------------
     def is_known(self, key: str) -> bool:
@@ -86,14 +84,12 @@ class ScanWatcher:
                 cursor.history = True
             # its streams' nodes count if it was PREPARED since the start: learnt again once its states are read
             record.streams_known = False
-        link_error = self._find_parent(record)  # may read the data store: before the scan is counted
+        link_error = self.sequences.find_parent(record)  # may read the data store: before the scan is counted
         self.active[record.key] = record
         for key in record.state_keys:
             self._by_state_key[key] = record
         if record.role == ROLE_SEQUENCE:
-            for child in list(self.active.values()):  # children adopted before their parent
-                if child.group == record.key and child.parent is None:
-                    self._link(child, record)
+            self.sequences.adopt_children(record)  # children adopted before their parent
         self.emit(ScanDiscovered(record))
         if link_error:
             self.emit(SequenceError(record, "bad_group", link_error))
@@ -105,116 +101,6 @@ class ScanWatcher:
             self._count(record, {EventType.NEW_NODE: 1 + record.nodes_counted}, 0)
         self._wakeup.set()
         return record
-
-    # -- scan sequences -------------------------------------------------------------------------
-    def _find_parent(self, record: ScanRecord) -> str | None:
-        """Link a new scan to its parent sequence; the problem if its `group` names no sequence.
-
-        A child names its parent in scan.info `group` (BLISS sets it before the child is created); a
-        scan added to an old-style `Sequence` while already running has no `group`: the parent's
-        SUBSCANS reference links it (maybe before it is watched: `_claimed`). A `group` that names a
-        missing scan or a scan that is not a sequence is reported, and the scan stays a plain scan.
-        """
-        problem = self._group_parent(record) if record.group is not None else None
-        parent_key = self._claimed.pop(record.key, None)
-        if record.parent is None and parent_key in self.active:
-            self._link(record, self.active[parent_key])
-        return problem
-
-    def _group_parent(self, record: ScanRecord) -> str | None:
-        parent = self.active.get(record.group)
-        if parent is not None:
-            if parent.role != ROLE_SEQUENCE:
-                return f"group {record.group} is {parent.label}, not a scan sequence"
-            self._link(record, parent)
-            return None
-        try:
-            doc = self.source.load_scan(record.group, deleted_ok=True)
-        except ScanGone:
-            return f"group {record.group}: no such scan"
-        except ScanInvalid as exc:
-            return f"group {record.group}: {exc}"
-        label = scan_label(doc.number, doc.name)
-        if doc.info.get("is_scan_sequence") is not True:
-            return f"group {record.group} is {label}, not a scan sequence"
-        # a sequence not watched: not yet (adopted after its child) or no more (closed)
-        if record.role != ROLE_SEQUENCE:
-            record.role = ROLE_SUBSCAN
-        record.sequence = label
-        return None
-
-    def _link(self, child: ScanRecord, parent: ScanRecord) -> bool:
-        """`child` runs in the sequence `parent`: its activity keeps the parent's last event fresh.
-
-        Refused (False) if that would make a cycle (a sequence referencing itself or its ancestor).
-        """
-        if child.parent is parent:
-            return True
-        ancestor = parent
-        while ancestor is not None:
-            if ancestor is child:
-                return False
-            ancestor = ancestor.parent
-        if child.parent is not None:
-            child.parent.running.pop(child.key, None)
-        child.parent = parent
-        child.sequence = parent.label
-        if child.role != ROLE_SEQUENCE:  # a sequence inside a sequence stays a sequence
-            child.role = ROLE_SUBSCAN
-        parent.subscans.add(child.key)
-        parent.running[child.key] = child
-        if child.last_event_at is not None:
-            parent.touch(child.last_event_at)
-        return True
-
-    def _find_references(self, record: ScanRecord) -> None:
-        """Which of a sequence's data streams hold references to its children (SUBSCANS)."""
-        record.references = {}
-        for cursor in record.streams.values():
-            if cursor.kind == REFERENCE_KIND:
-                cursor.reference = True
-                cursor.points = 0
-                record.references[cursor.key] = "0-0"
-
-    def _read_references(self, records: list[ScanRecord], read: dict | None = None) -> None:
-        """Read the new SUBSCANS entries of sequences whose reference stream grew (`read`: already read)."""
-        for record in records:
-            if not record.references:
-                continue
-            for cursor in record.streams.values():
-                if not cursor.reference or cursor.entries == cursor.references_read:
-                    continue
-                entries = cursor.entries
-                since = record.references[cursor.key]
-                first = read.get(cursor.key) if read else None
-                while True:
-                    if first is not None:
-                        (refs, more), first = first, None
-                    else:
-                        refs, more = self.source.read_references(cursor.key, since, self.references_batch)
-                    for entry_id, child_key, problem in refs:
-                        since = entry_id
-                        if child_key is not None and not self._reference(record, child_key):
-                            problem = f"{child_key} is this sequence or one of its parents"
-                        if problem:
-                            detail = f"{cursor.name} entry {entry_id}: {problem}"
-                            self.emit(SequenceError(record, "bad_reference", detail))
-                    record.references[cursor.key] = since
-                    if not more:
-                        break
-                cursor.references_read = entries
-
-    def _reference(self, parent: ScanRecord, child_key: str) -> bool:
-        """A SUBSCANS reference of `parent` to `child_key`; False if it cannot be one of its children."""
-        if child_key == parent.key:
-            return False
-        child = self.active.get(child_key)
-        if child is not None and child.parent is None and not self._link(child, parent):
-            return False
-        parent.subscans.add(child_key)
-        if child is None and not self.is_known(child_key):
-            self._claimed[child_key] = parent.key
-        return True
 
     # -- the greenlet -------------------------------------------------------------------------
     def run(self) -> None:
@@ -279,7 +165,7 @@ class ScanWatcher:
             self._learn_streams(learning)
         for record in records:
             if record.role == ROLE_SEQUENCE and record.references is None and record.streams_known:
-                self._find_references(record)
+                self.sequences.find_references(record)
         closing = [r for r in records if r.state is State.CLOSED]
         if closing:
             self._close(closing)
@@ -344,7 +230,7 @@ class ScanWatcher:
         wanted = self._unsealed(records)
         if wanted:
             self._apply_stats(records, self.source.stream_stats(wanted))
-        self._read_references(records)
+        self.sequences.read_references(records)
 
     def _apply_stats(self, records: list[ScanRecord], stats: dict) -> None:
         for record in records:
@@ -404,12 +290,12 @@ class ScanWatcher:
         references = {key: since for r in records if r.references for key, since in r.references.items()}
         ends = self.source.closing({r.key: self._unsealed([r]) for r in records},
                                    reasons_known={r.key for r in records if r.end_reason},
-                                   references=references, count=self.references_batch)
+                                   references=references, count=self.sequences.batch)
         last_data, read = {}, {}
         for record in records:
             last_data[record.key] = self._new_data(record, ends[record.key].stats)
             read.update(ends[record.key].references)
-        self._read_references(records, read)
+        self.sequences.read_references(records, read)
         for record in records:
             end = ends[record.key]
             # only a deletion makes a closed scan's document disappear
@@ -439,14 +325,7 @@ class ScanWatcher:
                 self.emit(ScanLost(record, reason))
 
     def _forget(self, record: ScanRecord) -> None:
-        if record.parent is not None:
-            record.parent.running.pop(record.key, None)
-        for child in record.running.values():  # children outliving their sequence
-            child.parent = None
-        record.running.clear()
-        for key in record.subscans:
-            if self._claimed.get(key) == record.key:
-                del self._claimed[key]
+        self.sequences.forget(record)
         self.active.pop(record.key, None)
         for key in record.state_keys:
             self._by_state_key.pop(key, None)
