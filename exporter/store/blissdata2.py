@@ -44,6 +44,7 @@ from .streams import (
     parse_xinfo_stream,
     set_points,
     stats_from_xinfo,
+    unreadable_streams,
 )
 from .urls import normalize_redis_url
 
@@ -379,10 +380,7 @@ class DataStoreSource(StreamStatsReader):
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        return [k for k, t in zip(keys, pipe.execute()) if t not in (b"stream", b"none")]
+        return unreadable_streams(self.redis, keys)
 
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State]]]:
         """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""

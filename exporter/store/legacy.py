@@ -44,7 +44,7 @@ from .errors import (
     is_unavailable,
     raise_store_error,
 )
-from .streams import StreamKind, StreamStats, StreamStatsReader, id_tuple, log, parse_xinfo_stream
+from .streams import StreamKind, StreamStats, StreamStatsReader, id_tuple, log, parse_xinfo_stream, unreadable_streams
 from .urls import normalize_redis_url
 
 CHILDREN = "_children_list"
@@ -580,12 +580,7 @@ class LegacySource(StreamStatsReader):
 
     def unreadable_state_streams(self, keys: list[str]) -> list[str]:
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
-        if not keys:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        return [k for k, t in zip(keys, pipe.execute()) if t not in (b"stream", b"none")]
+        return unreadable_streams(self.redis, keys)
 
     # -- data streams -----------------------------------------------------------------------------
     def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:

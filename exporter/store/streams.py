@@ -89,6 +89,16 @@ _LEGACY_FORMATS = {"lima_v1": "lima", "lima_v2": "lima2", "subscan": "scan_seque
 _unknown_plugins_logged: set[str] = set()
 
 
+def unreadable_streams(client, keys: list[str]) -> list[str]:
+    """The keys among these that exist but are not streams (a blocking XREAD on them fails), one round trip."""
+    if not keys:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    return [k for k, t in zip(keys, pipe.execute()) if t not in (b"stream", b"none")]
+
+
 def id_tuple(entry_id: str) -> tuple[int, int]:
     """A stream entry id "<ms>-<seq>" as numbers, to compare ids ("<ms>" alone: sequence 0)."""
     ms, _, seq = entry_id.partition("-")
