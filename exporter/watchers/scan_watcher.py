@@ -16,18 +16,17 @@ from gevent.event import Event
 from ..bounded import BoundedDict
 from ..model import (
     ROLE_SEQUENCE,
-    STATE_EVENTS,
     EventType,
     ScanRecord,
     State,
     record_from_document,
     set_streams,
-    stream_id_time,
 )
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
 from ..store import KeyReadError, ScanDocument
 from ..store.base import ScanStreams, Source
 from ..store.clock import StoreClock
+from .counting import take_states, take_stats
 from .sequences import SequenceLinks
 
 
@@ -172,31 +171,7 @@ class ScanWatcher:
 
     def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
         """Count state entries, every one of them, in order (an adopted scan's older ones as its own only)."""
-        events, history = {}, {}
-        when = None
-        for entry_id, state in entries:
-            record.state_cursors[state_key] = entry_id
-            if state is None:
-                continue
-            when = stream_id_time(entry_id)
-            record.state = state
-            if state is State.CREATED:
-                record.created_at = when
-            elif state is State.PREPARED:
-                record.prepared_at = when
-            elif state is State.STARTED:
-                record.started_at = when
-            elif state is State.CLOSED:
-                record.closed_at = when
-            event = STATE_EVENTS.get(state)
-            if state is State.CLOSED:
-                # counted by _close, together with the scan's end: a scrape never sees one without the other
-                record.pending_end += 1
-            elif event is not None:
-                counts = events if record.counted_from is None or when >= record.counted_from else history
-                counts[event] = counts.get(event, 0) + 1
-        if when is not None:  # entries come in order: the last one is the latest activity
-            record.touch(when)
+        events, history = take_states(record, state_key, entries)
         if events:
             self._count(record, events, 0)
         if history:
@@ -242,42 +217,7 @@ class ScanWatcher:
     def _new_data(self, record: ScanRecord, stats: dict) -> tuple[int, int]:
         """Take a scan's new stream stats into its cursors: (new data entries, new points) since the
         exporter started (what an adopted scan's streams held at their first read is its own only)."""
-        now = self.clock()
-        new_entries = new_points = 0
-        history_entries = history_points = 0
-        frames = None  # saving detectors' new frames (acquired, saved), counted like the data
-        for cursor in record.streams.values():
-            st = stats.get(cursor.key)
-            if st is None:
-                continue
-            if st.entries < cursor.entries:
-                # the stream was re-created (evicted or deleted, then written again): its count restarts
-                # (one re-created and written past the old count between two polls is not told apart)
-                cursor.entries = 0
-            d_entries = st.entries - cursor.entries
-            d_points = 0 if cursor.reference else max(0, st.points - cursor.points)
-            cursor.entries += d_entries
-            cursor.points += d_points
-            cursor.sealed = st.sealed
-            if cursor.detector is not None and st.saved is not None:
-                d_saved = max(0, st.saved - (cursor.saved or 0))
-                cursor.saved = max(st.saved, cursor.saved or 0)
-                if (d_points or d_saved) and not cursor.history:
-                    frames = frames or {}
-                    counted = frames.setdefault(cursor.detector, [0, 0])
-                    counted[0] += d_points
-                    counted[1] += d_saved
-            # an adopted scan's history is counted, but is not recent activity
-            if (d_entries or d_points) and (cursor.observed or not record.adopted):
-                record.touch(now)
-            cursor.observed = True
-            if cursor.history:
-                cursor.history = False
-                history_entries += d_entries
-                history_points += d_points
-            else:
-                new_entries += d_entries
-                new_points += d_points
+        new_entries, new_points, history_entries, history_points, frames = take_stats(record, stats, self.clock())
         if history_entries or history_points:
             self._count(record, {EventType.NEW_DATA: history_entries} if history_entries else {}, history_points,
                         cumulative=False)
