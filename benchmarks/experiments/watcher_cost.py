@@ -3,8 +3,8 @@
     python benchmarks/experiments/watcher_cost.py [--scans 400] [--rounds 5] [--batch 40]
 
 Publishes --scans closed short scans (3 float64 channels x 10 points, one point per send, as phase S
-of bench.py) into a private Redis Stack, then, --rounds times, has fresh watchers (new registry,
-sinks as the exporter wires them, log lines to /dev/null) discover them from the scan history
+of bench.py) into a private Redis Stack, then, --rounds times, has a fresh exporter (exporter.app's
+own wiring, connected as at start-up, log lines to /dev/null) discover them from the scan history
 --batch at a time and follow each to its end: SessionWatcher.step then ScanWatcher.step, both
 non-blocking. Prints the CPU per scan (median of the rounds) and checks the counts are exact. What
 it measures is the per-scan path of phase S without its time-proportional part (wake-ups, polls,
@@ -28,20 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
 
 from exporter import runtime  # noqa: E402
+from exporter.app import Exporter  # noqa: E402
+from exporter.config import load_config  # noqa: E402
 from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
 from exporter.devtools.simulator import open_data_store  # noqa: E402
-from exporter.health import Health  # noqa: E402
 from exporter.sinks import logs  # noqa: E402
-from exporter.sinks.events import SinkChain  # noqa: E402
-from exporter.sinks.logs import LogSink  # noqa: E402
-from exporter.sinks.metrics import ExporterMetrics  # noqa: E402
-from exporter.store.blissdata2 import DataStoreSource  # noqa: E402
-from exporter.view import ExporterView  # noqa: E402
-from exporter.watchers.scan_watcher import ScanWatcher  # noqa: E402
-from exporter.watchers.session_watcher import SessionFilter, SessionWatcher  # noqa: E402
 
 
 def publish(url: str, scans: int) -> None:
@@ -67,13 +60,11 @@ def publish(url: str, scans: int) -> None:
 
 
 def one_round(url: str, scans: int, batch: int) -> float:
-    registry = CollectorRegistry()
-    view = ExporterView(Health(registry), lambda: url)
-    metrics = ExporterMetrics(registry, view)
-    emit = SinkChain(metrics, LogSink(), view)
-    scan_watcher = ScanWatcher(DataStoreSource(url, single_connection=True), emit)
-    view.attach(lambda: scan_watcher.active.values())
-    session = SessionWatcher(DataStoreSource(url, single_connection=True), scan_watcher, emit, SessionFilter(None))
+    # the exporter's own wiring (registry, view, metrics, sink chain, sources, watchers), connected
+    # as at start-up; its watchers are then stepped here instead of by their greenlets
+    exporter = Exporter(load_config(["--redis-url", url]))
+    session = exporter._connect()
+    scan_watcher, metrics = exporter.scan_watcher, exporter.metrics
     session.position = (0, "0-0")
     started = time.process_time()
     seen = 0
