@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
 from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan  # noqa: E402
 from tests.helpers import ExporterProcess, parse_metrics, wait_until  # noqa: E402
-from tests.prometheus import Prometheus, VictoriaMetrics  # noqa: E402
+from tests.prometheus import AGENT_FLAGS, Prometheus, VictoriaMetrics  # noqa: E402
 
 FACILITY = ROOT / "deploy" / "facility"
 CLK_TCK = 100
@@ -133,7 +133,7 @@ def outage(a, work: Path) -> int:
             d = work / f"agent-{b}"
             d.mkdir()
             writes = [f"{central.base}/api/v1/write", f"{vm.base}/api/v1/write"]
-            agents[b] = (Prometheus(d, [], [], extra_args=["--enable-feature=agent", "--storage.agent.retention.max-time=72h"],
+            agents[b] = (Prometheus(d, [], [], extra_args=AGENT_FLAGS,
                                     config=agent_config(b, [f"127.0.0.1:{exporters[b].port}"], writes)).wait_ready(), d)
         number = [0]
 
@@ -286,7 +286,7 @@ def sizing(a, work: Path) -> int:
         print(f"| series after (scans ended, none active) | {series_lines(exporter.metrics_text())} (before: {rest}) |")
         print(f"| a day of {a.scans_per_day} short scans | {day:.0f} CPU s ({day / 864:.2f} % of a core) |")
 
-        # (3) + (4) central stores receiving B beamlines; one agent per size, scraping every second
+        # (3) + (4) central stores receiving B beamlines; one agent per size, scraping every max(1, B/50) s
         print("\n| beamlines | series | samples/s (scrapes every max(1, beamlines/50) s) | store | RSS | CPU per 1000 samples | "
               "disk per million samples | agent RSS | agent WAL per million samples |")
         print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
@@ -300,7 +300,7 @@ def sizing(a, work: Path) -> int:
             interval = max(1, count // 50)  # the one exporter answers every beamline's scrapes: at most 50/s
             agent_dir = d / "agent"
             agent_dir.mkdir()
-            agent = Prometheus(agent_dir, [], [], extra_args=["--enable-feature=agent", "--storage.agent.retention.max-time=72h"],
+            agent = Prometheus(agent_dir, [], [], extra_args=AGENT_FLAGS,
                                config=agent_config("", [f"127.0.0.1:{exporter.port}"],
                                                    [f"{central.base}/api/v1/write", f"{vm.base}/api/v1/write"],
                                                    scrape_interval=f"{interval}s", beamlines=names)).wait_ready()

@@ -22,75 +22,8 @@ needs_prometheus = pytest.mark.skipif(
     reason="prometheus not installed (scripts/bootstrap.sh --test installs Debian's prometheus)")
 
 
-class Prometheus:
-    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path], extra_args=(),
-                 config: dict | None = None, port: int | None = None):
-        """`config`: a whole prometheus.yml instead of one scraping `scrape_targets` every second;
-        `port`: listen there (a restart on the same address, the same storage)."""
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        config = config or {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
-                       "external_labels": {"grafana_url": "http://grafana.test:3000"}},
-            "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [{"job_name": "bliss-exporter", "static_configs": [{"targets": scrape_targets}]}],
-        }
-        self.config = tmp_path / "prometheus.yml"
-        self.config.write_text(yaml.safe_dump(config))
-        self.log = tmp_path / "prometheus.log"
-        agent = "--enable-feature=agent" in extra_args
-        storage = f"--storage.agent.path={tmp_path / 'wal'}" if agent else f"--storage.tsdb.path={tmp_path / 'tsdb'}"
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.config}", storage,
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra_args],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=tmp_path)
-
-    def api(self, path: str, **params):
-        r = requests.get(self.base + "/api/v1/" + path, params=params, timeout=10)
-        body = r.json()
-        assert body["status"] == "success", f"{path} {params}: {body}"
-        return body["data"]
-
-    def query(self, expr: str, at: float | None = None) -> list[dict]:
-        data = self.api("query", query=expr, **({"time": str(at)} if at is not None else {}))
-        assert data["resultType"] in ("vector", "scalar"), data
-        if data["resultType"] == "scalar":
-            return [{"metric": {}, "value": data["result"]}]
-        return data["result"]
-
-    def alerts(self, alertname: str | None = None, **labels) -> list[dict]:
-        return [a for a in self.api("alerts")["alerts"]
-                if (alertname is None or a["labels"]["alertname"] == alertname)
-                and all(a["labels"].get(k) == v for k, v in labels.items())]
-
-    def wait_ready(self):
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                return requests.get(self.base + "/-/ready", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-        wait_until(ready, 30, 0.2, "prometheus ready")
-        return self
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def increase_of_raw_samples(samples: list[tuple[float, float]]) -> float:
-    """What a counter's raw samples add up to, resets handled as Prometheus' increase() does (a drop is a
-    restart from 0), without its extrapolation to the range's edges."""
-    total = 0.0
-    for (_, before), (_, after) in zip(samples, samples[1:]):
-        total += after - before if after >= before else after
-    return total
+#: a beamline's Prometheus agent's command line as deploy/facility/beamline-agent.yml ships it (paths aside)
+AGENT_FLAGS = ("--enable-feature=agent", "--storage.agent.retention.max-time=72h")
 
 
 def _ok(url: str) -> bool:
@@ -119,6 +52,62 @@ class _Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Prometheus(_Server):
+    def __init__(self, tmp_path: Path, scrape_targets: list[str], rule_files: list[Path], extra_args=(),
+                 config: dict | None = None, port: int | None = None):
+        """`config`: a whole prometheus.yml instead of one scraping `scrape_targets` every second;
+        `port`: listen there (a restart on the same address, the same storage)."""
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = config or {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
+                       "external_labels": {"grafana_url": "http://grafana.test:3000"}},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [{"job_name": "bliss-exporter", "static_configs": [{"targets": scrape_targets}]}],
+        }
+        self.config = tmp_path / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.log = tmp_path / "prometheus.log"
+        agent = "--enable-feature=agent" in extra_args
+        storage = f"--storage.agent.path={tmp_path / 'wal'}" if agent else f"--storage.tsdb.path={tmp_path / 'tsdb'}"
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={self.config}", storage,
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra_args],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=tmp_path)
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        data = self.api("query", query=expr, **({"time": str(at)} if at is not None else {}))
+        assert data["resultType"] in ("vector", "scalar"), data
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return data["result"]
+
+    def alerts(self, alertname: str | None = None, **labels) -> list[dict]:
+        return [a for a in self.api("alerts")["alerts"]
+                if (alertname is None or a["labels"]["alertname"] == alertname)
+                and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    def wait_ready(self):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                return requests.get(self.base + "/-/ready", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(ready, 30, 0.2, "prometheus ready")
+        return self
+
+
+def increase_of_raw_samples(samples: list[tuple[float, float]]) -> float:
+    """What a counter's raw samples add up to, resets handled as Prometheus' increase() does (a drop is a
+    restart from 0), without its extrapolation to the range's edges."""
+    total = 0.0
+    for (_, before), (_, after) in zip(samples, samples[1:]):
+        total += after - before if after >= before else after
+    return total
 
 
 class VictoriaMetrics(_Server):

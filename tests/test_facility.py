@@ -26,7 +26,7 @@ from exporter.devtools.simulator import ScanSpec, publish_scan
 from .builders import lima_definition, new_scan
 from .dashboard_queries import finite, load_dashboard, panel_queries, resolve_variables
 from .helpers import ROOT, require_tool, wait_until
-from .prometheus import Alertmanager, Prometheus, VictoriaMetrics, VMAlert, needs_prometheus
+from .prometheus import AGENT_FLAGS, Alertmanager, Prometheus, VictoriaMetrics, VMAlert, needs_prometheus
 
 FACILITY = ROOT / "deploy" / "facility"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
@@ -42,10 +42,6 @@ def central_config(rule_files: list[Path], alertmanager: str) -> dict:
     config["rule_files"] = [str(p) for p in rule_files]
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
     return config
-
-
-#: the agent's command line as beamline-agent.yml ships it (besides paths and addresses)
-AGENT_FLAGS = ["--enable-feature=agent", "--storage.agent.retention.max-time=72h"]
 
 
 def agent_config(beamline: str, target: str, writes: list[str]) -> dict:
