@@ -1,6 +1,7 @@
-"""Both data models implement exporter.store.base.Source exactly: every method, the same parameters with
-the same defaults (a model may add optional ones after them), and no model-specific attribute needed by
-the watchers (a document's creation time is ScanDocument.created_at for both)."""
+"""Both data models, and the in-memory store of the watchers' unit tests (tests/memory_source.py), implement
+exporter.store.base.Source exactly: every method, the same parameters with the same defaults (a model may
+add optional ones after them), and no model-specific attribute needed by the watchers (a document's
+creation time is ScanDocument.created_at for both)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from exporter.store.blissdata2 import DataStoreSource
 from exporter.store.documents import ScanDocument
 from exporter.store.legacy import LegacyScanDocument, LegacySource
 
+from .memory_source import MemorySource
+
 METHODS = [name for name, member in vars(Source).items() if not name.startswith("_") and callable(member)]
 
 
-@pytest.mark.parametrize("store", [DataStoreSource, LegacySource], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("store", [DataStoreSource, LegacySource, MemorySource], ids=lambda c: c.__name__)
 @pytest.mark.parametrize("name", METHODS)
 def test_each_store_has_the_protocols_method_with_its_parameters(store, name):
     want = inspect.signature(getattr(Source, name)).parameters
