@@ -6,6 +6,13 @@ import enum
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+    from .store.documents import ScanDocument
+    from .store.streams import StreamKind
 
 
 #: Unix time of a Redis stream id "<ms>-<seq>" (state stream ids are Redis server time).
@@ -61,7 +68,7 @@ def scan_label(number: int | None, name: str) -> str:
     return f"{number}_{name}" if number is not None else name
 
 
-def scan_uris(info: dict) -> list[str]:
+def scan_uris(info: Mapping[str, object]) -> list[str]:
     """`filename::/<scan_nb>.<i>` for each top master of the acquisition chain; none without filename."""
     filename = info.get("filename")
     scan_nb = info.get("scan_nb")
@@ -72,7 +79,7 @@ def scan_uris(info: dict) -> list[str]:
     return [f"{filename}::/{scan_nb}.{i}" for i in range(1, max(masters, 1) + 1)]
 
 
-def valid_count(value: object) -> bool:
+def valid_count(value: object) -> TypeIs[int]:
     """An integer count above 0 (`npoints`, `scan_count`): not a bool, float, string or negative number."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -89,7 +96,7 @@ class StreamCursor:
 
     key: str
     name: str
-    kind: str  # source.StreamKind: how points are read ("numeric", "lima", "lima2", "mosca", ...)
+    kind: StreamKind  # how points are read ("numeric", "lima", "lima2", "mosca", ...)
     entries: int = 0  # data entries counted (seal excluded)
     points: int = 0
     sealed: bool = False
@@ -132,7 +139,7 @@ class ScanRecord:
     streams: dict[str, StreamCursor] = field(default_factory=dict)
     streams_known: bool = False
     nodes_counted: int = 0  # nodes under the scan counted as new_node (streams for blissdata 2.x)
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter[EventType] = field(default_factory=Counter)
     pending_end: int = 0  # CLOSED entries read, counted as end_scan when the scan's end is emitted
     # -- scan sequences ---------------------------------------------------------------------
     role: str = ROLE_SCAN
@@ -142,13 +149,14 @@ class ScanRecord:
     index_in_sequence: int | None = None
     retry_nb: int | None = None
     scan_count: int | None = None  # sequences: sequence_info.scan_count, the children expected
-    subscans: set = field(default_factory=set)  # sequences: keys of the children seen (group or reference)
-    running: dict = field(default_factory=dict, repr=False, compare=False)  # sequences: watched children not yet closed
-    references: dict | None = None  # sequences: SUBSCANS stream key -> last entry id read (None: not looked up)
+    subscans: set[str] = field(default_factory=set)  # sequences: keys of the children seen (group or reference)
+    #: sequences: watched children not yet closed
+    running: dict[str, ScanRecord] = field(default_factory=dict, repr=False, compare=False)
+    references: dict[str, str] | None = None  # sequences: SUBSCANS stream key -> last entry id read (None: not looked up)
     # -- point rate (ETA) ----------------------------------------------------------------------
     #: (local time, done) when `done` last grew, the last few: the scan's recent point rate
     saving_detectors: int = 0  # its data streams of detectors that save
-    progress_samples: deque | None = field(default=None, repr=False, compare=False)  # made when an ETA is asked
+    progress_samples: deque[tuple[float, int]] | None = field(default=None, repr=False, compare=False)  # made when an ETA is asked
 
     @property
     def label(self) -> str:
@@ -197,14 +205,15 @@ class ScanRecord:
         the exporter started (an adopted scan's earlier history was counted by the process before)."""
         return self.counted_from is None or (when is not None and when >= self.counted_from)
 
-    def note_progress(self, now: float) -> None:
-        """Remember when `done` grew (the recent point rate of the ETA)."""
+    def note_progress(self, now: float) -> deque[tuple[float, int]]:
+        """Remember when `done` grew (the recent point rate of the ETA); the samples kept."""
         done = self.done
         samples = self.progress_samples
         if samples is None:
             samples = self.progress_samples = deque(maxlen=RATE_SAMPLES)
         if not samples or done > samples[-1][1]:
             samples.append((now, done))
+        return samples
 
     def eta(self, now: float) -> float | None:
         """Seconds until `npoints` at the recent point rate (from the oldest of the last few progress
@@ -215,11 +224,11 @@ class ScanRecord:
         """
         if not valid_count(self.npoints) or self.role == ROLE_SEQUENCE:
             return None
-        self.note_progress(now)
-        if len(self.progress_samples) < 2:
+        samples = self.note_progress(now)
+        if len(samples) < 2:
             return None
-        first_time, first_done = self.progress_samples[0]
-        _, done = self.progress_samples[-1]
+        first_time, first_done = samples[0]
+        _, done = samples[-1]
         if done <= first_done or now <= first_time:
             return None
         rate = (done - first_done) / (now - first_time)
@@ -244,12 +253,12 @@ class ScanRecord:
         return own
 
 
-def scan_type_of(doc) -> str:
+def scan_type_of(doc: ScanDocument) -> str:
     """`scan_type`: scan.info `type`, else the scan's name (a sequence has no type)."""
     return str(doc.info.get("type") or doc.name)
 
 
-def record_from_document(doc, adopted: bool) -> ScanRecord:
+def record_from_document(doc: ScanDocument, adopted: bool) -> ScanRecord:
     """A fresh ScanRecord from a scan document (store.documents.ScanDocument, any data model)."""
     info = doc.info
     count_time = info.get("count_time")
@@ -280,15 +289,15 @@ def record_from_document(doc, adopted: bool) -> ScanRecord:
     return record
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeIs[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _index(value) -> int | None:
+def _index(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _set_sequence_info(record: ScanRecord, info: dict) -> None:
+def _set_sequence_info(record: ScanRecord, info: Mapping[str, object]) -> None:
     """What scan.info says of sequences (BLISS 2.4: ScanSequence, Sequence, ScanInfo.set_scan_index)."""
     if info.get("is_scan_sequence") is True:
         record.role = ROLE_SEQUENCE
@@ -301,7 +310,7 @@ def _set_sequence_info(record: ScanRecord, info: dict) -> None:
     record.retry_nb = _index(info.get("retry_nb"))
 
 
-def set_streams(record: ScanRecord, streams: dict[str, tuple[str, str]]) -> None:
+def set_streams(record: ScanRecord, streams: Mapping[str, tuple[str, StreamKind]]) -> None:
     known = record.streams
     for name, (key, kind) in streams.items():
         if key not in known:

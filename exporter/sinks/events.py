@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-from ..model import ScanRecord
+from ..model import EventType, ScanRecord
 
 
 @dataclass(slots=True)
@@ -27,8 +27,8 @@ class ScansInStore:
     """At start: the sessions and scan types the data store holds scans of ({(session, scan_type): is a
     sequence}), watched or not, so that their series start at 0 before anything is counted."""
 
-    kinds: dict  # (session, scan_type) -> bool (a scan sequence)
-    proposals: set = field(default_factory=set)  # (session, proposal)
+    kinds: dict[tuple[str, str], bool]  # (session, scan_type) -> bool (a scan sequence)
+    proposals: set[tuple[str, str]] = field(default_factory=set)  # (session, proposal)
 
 
 @dataclass(slots=True)
@@ -37,9 +37,9 @@ class ScanCounted:
     scan's earlier history is not in them)."""
 
     scan: ScanRecord
-    events: dict  # EventType -> count
+    events: dict[EventType, int]
     points: int
-    frames: dict | None = None  # saving detectors: {detector: [frames acquired, frames saved]} (new ones)
+    frames: dict[str, list[int]] | None = None  # saving detectors: {detector: [frames acquired, frames saved]} (new ones)
 
 
 @dataclass(slots=True)
