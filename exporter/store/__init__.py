@@ -6,6 +6,8 @@ Stack written by blissdata 2.x (BLISS 2), `legacy.LegacySource` on a plain Redis
 data-stream decoding are modules of their own, shared by every data model.
 """
 
+from typing import TYPE_CHECKING
+
 from .blissdata2 import ACL_RULES, HISTORY_STREAM, READ_COMMANDS, SUPPORTED_PROTOCOL, DataStoreSource
 from .documents import PROTOCOL_KEY, SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_scan_document, parse_streams
 from .errors import (
@@ -23,6 +25,12 @@ from .errors import (
 )
 from .streams import SEAL_ID, STREAM_ERROR_REASONS, StreamKind, StreamStats
 from .urls import normalize_redis_url, redact_url
+
+if TYPE_CHECKING:  # every data model implements the watchers' protocol: the type checker holds them to it
+    from .base import Source
+    from .legacy import LegacySource
+
+    _DATA_MODELS: tuple[type[Source], ...] = (DataStoreSource, LegacySource)
 
 __all__ = [
     "ACL_RULES", "CONNECTION_ERRORS", "HISTORY_STREAM", "PROTOCOL_KEY", "READ_COMMANDS", "SCAN_PREFIX", "SEAL_ID",

@@ -18,6 +18,10 @@ from .streams import StreamKind, StreamStats
 
 #: Where a reader is in the flow of new scans (opaque to the watchers).
 Position = Any
+#: One reference of a sequence to a child: (entry id, child scan key or None, the problem if None).
+Reference = tuple[str, str | None, str]
+#: References read from a sequence's reference stream, and whether as many as asked were read (more may follow).
+References = tuple[list[Reference], bool]
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Closing:
     end_reason: str | None
     exists: bool
     #: reference streams read in the same round trip ({stream key: read_references' reply}), if asked
-    references: dict[str, tuple[list[tuple[str, str | None, str]], bool]] = field(default_factory=dict)
+    references: dict[str, References] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -128,7 +132,7 @@ class Source(Protocol):
         """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""
 
     # -- sequences -----------------------------------------------------------------------------------
-    def read_references(self, stream_key: str, since: str, count: int = 1000) -> tuple[list[tuple[str, str | None, str]], bool]:
+    def read_references(self, stream_key: str, since: str, count: int = 1000) -> References:
         """Entries after `since` of a stream whose kind is REFERENCE_KIND (a sequence's references to its
         children): ([(entry id, child scan key or None, the problem if None)], whether `count` were read)."""
 

@@ -5,15 +5,15 @@ Everything the watchers read goes through `DataStoreSource`; it never writes to 
 
 from __future__ import annotations
 
-from typing import Callable, Collection, Mapping
+from typing import Callable, Collection, Mapping, Sequence
 
 import orjson
 import redis
 
 from ..bounded import BoundedDict
 from ..model import State, stream_id_time
-from .base import Closing, Lifetime, NewScans, ScanStreams
-from .batch import run_batch
+from .base import Closing, Lifetime, NewScans, Reference, References, ScanStreams
+from .batch import Command, Reply, run_batch
 from .documents import (
     PROTOCOL_KEY,
     SCAN_PREFIX,
@@ -40,6 +40,7 @@ from .streams import (
     StreamKind,
     StreamStats,
     StreamStatsReader,
+    XInfo,
     id_tuple,
     parse_xinfo_stream,
     set_points,
@@ -155,7 +156,7 @@ class DataStoreSource(StreamStatsReader):
         return added, last
 
     @staticmethod
-    def _history_info(info) -> tuple[int, int, str]:
+    def _history_info(info: XInfo | None) -> tuple[int, int, str]:
         if info is None or isinstance(info, Exception):
             return 0, 0, "0-0"
         return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
@@ -163,7 +164,7 @@ class DataStoreSource(StreamStatsReader):
     def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
         """History entries after `position` and, in the same round trip, whether any were trimmed away."""
         sequence, since = position
-        xread = ("XREAD", "COUNT", count) + (("BLOCK", block_ms) if block_ms is not None else ()) + (
+        xread: Command = ("XREAD", "COUNT", count) + (("BLOCK", block_ms) if block_ms is not None else ()) + (
             "STREAMS", HISTORY_STREAM, since)
         raw, info = run_batch(self.redis, [xread, ("XINFO", "STREAM", HISTORY_STREAM)])
         for reply in (raw, info):
@@ -208,7 +209,7 @@ class DataStoreSource(StreamStatsReader):
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
             pipe.xrange(doc.state_keys[0], count=1)
-        created = []
+        created: list[tuple[tuple[int, int], str]] = []
         for doc, entries in zip(docs, pipe.execute()):
             if entries and id_tuple(entries[0][0].decode()) > since:
                 created.append((id_tuple(entries[0][0].decode()), doc.key))
@@ -222,7 +223,7 @@ class DataStoreSource(StreamStatsReader):
         document can still be read, e.g. for the end_reason of a scan deleted while watched.
         """
         wanted = [k for k in keys if k.startswith(SCAN_PREFIX)]
-        commands = []
+        commands: list[Command] = []
         for key in wanted:
             commands += (("TTL", key), ("JSON.GET", key))
         replies = iter(run_batch(self.redis, commands))
@@ -255,7 +256,7 @@ class DataStoreSource(StreamStatsReader):
     def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
         """Creation (the state stream's first entry), PREPARED and CLOSED times, from the state
         streams' ids (server time), in one round trip; created None for a scan without state entry."""
-        out = {}
+        out: dict[str, Lifetime] = {}
         replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 16) for doc in docs])
         for doc, entries in zip(docs, replies):
             if isinstance(entries, Exception):
@@ -272,6 +273,8 @@ class DataStoreSource(StreamStatsReader):
 
     def server_time(self) -> float:
         """Redis TIME, in seconds."""
+        seconds: int
+        microseconds: int
         seconds, microseconds = self.redis.time()
         return seconds + microseconds / 1e6
 
@@ -303,7 +306,7 @@ class DataStoreSource(StreamStatsReader):
         `references` of its streams (a sequence's SUBSCANS: since) are read in the same round trip,
         after their XINFO, so they hold at least the entries it counted.
         """
-        commands = []
+        commands: list[Command] = []
         for key, streams in scans.items():
             commands += [("XINFO", "STREAM", stream_key) for stream_key in streams]
             if key not in reasons_known:
@@ -312,7 +315,10 @@ class DataStoreSource(StreamStatsReader):
                   if (since := references.get(stream_key)) is not None}
         commands += [("XRANGE", stream_key, "(" + since, "+", "COUNT", count) for stream_key, since in wanted.items()]
         replies = iter(run_batch(self.redis, commands))
-        all_keys, all_streams, all_replies, reasons = [], {}, [], {}
+        all_keys: list[str] = []
+        all_streams: dict[str, StreamKind] = {}
+        all_replies: list[Reply] = []
+        reasons: dict[str, Reply] = {}
         for key, streams in scans.items():
             for stream_key in streams:
                 all_keys.append(stream_key)
@@ -321,7 +327,7 @@ class DataStoreSource(StreamStatsReader):
             reasons[key] = None if key in reasons_known else next(replies)
         read = {stream_key: self._references_reply(next(replies), count) for stream_key in wanted}
         stats = self._parse_stats(all_keys, all_streams, all_replies)
-        out = {}
+        out: dict[str, Closing] = {}
         for key, streams in scans.items():
             reason = reasons[key]
             mine = {k: stats[k] for k in streams}
@@ -343,11 +349,11 @@ class DataStoreSource(StreamStatsReader):
         A scan is dead when its document is gone or deleted, or when its state stream vanished
         (evicted under memory pressure, deleted): no CLOSED can ever come then.
         """
-        commands = []
+        commands: list[Command] = []
         for key, state_keys in scans.items():
             commands += (("TTL", key), ("EXISTS", *state_keys))
         replies = iter(run_batch(self.redis, commands))
-        out = {}
+        out: dict[str, str | None] = {}
         for key, state_keys in scans.items():
             ttl, existing = next(replies), next(replies)
             for reply in (ttl, existing):
@@ -358,7 +364,7 @@ class DataStoreSource(StreamStatsReader):
         return out
 
     # -- scan sequences ---------------------------------------------------------------------
-    def read_references(self, stream_key: str, since: str, count: int = 1000):
+    def read_references(self, stream_key: str, since: str, count: int = 1000) -> References:
         """SUBSCANS entries after `since`, seal excluded: ([(entry id, child scan key or None, problem)], more).
 
         Each entry is blissdata's JSON encoding of `{"key": <child scan key>, "scan_number": n}`;
@@ -368,10 +374,10 @@ class DataStoreSource(StreamStatsReader):
         return self._references_reply(raw, count)
 
     @staticmethod
-    def _references_reply(raw, count: int):
+    def _references_reply(raw: Reply, count: int) -> References:
         if isinstance(raw, Exception):
             raise raw
-        out = []
+        out: list[Reference] = []
         for entry_id, fields in raw:
             if entry_id != SEAL_ID:
                 pairs = iter(fields)
@@ -382,11 +388,12 @@ class DataStoreSource(StreamStatsReader):
         """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
         return unreadable_streams(self.redis, keys)
 
-    def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State]]]:
+    def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:
         """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""
         if not cursors:
             return {}
-        xread = ("XREAD",) + (("BLOCK", block_ms) if block_ms is not None else ()) + ("STREAMS", *cursors, *cursors.values())
+        block: Command = ("BLOCK", block_ms) if block_ms is not None else ()
+        xread: Command = ("XREAD", *block, "STREAMS", *cursors, *cursors.values())
         (raw,) = run_batch(self.redis, [xread])
         if isinstance(raw, Exception):
             raise_store_error(raw)
@@ -394,21 +401,22 @@ class DataStoreSource(StreamStatsReader):
         return {stream_key.decode(): [(entry_id.decode(), _state(fields)) for entry_id, fields in entries]
                 for stream_key, entries in raw or ()}
 
-    def _stats_of(self, reply: dict | list, kind) -> StreamStats:
+    def _stats_of(self, reply: XInfo | list[Reply], kind: StreamKind) -> StreamStats:
         return stats_from_xinfo(reply, kind)
 
-    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+    def _parse_stats(self, keys: Sequence[str], streams: Mapping[str, StreamKind],
+                     replies: Sequence[Reply]) -> dict[str, StreamStats | None]:
         out = self._decode_stats(keys, streams, replies)
         # A sealed status stream's last entry is the seal, whose `id` counts status entries, not
         # points: the points are in the status entry before it (read once, when the seal is seen).
-        status_sealed = [k for k, st in out.items() if st is not None and st.sealed and streams[k] in STATUS_KINDS]
+        status_sealed = {k: st for k, st in out.items() if st is not None and st.sealed and streams[k] in STATUS_KINDS}
         if status_sealed:
             pipe = self.redis.pipeline(transaction=False)
             for key in status_sealed:
                 pipe.xrevrange(key, max="(" + SEAL_ID.decode(), count=1)
-            for key, entries in zip(status_sealed, pipe.execute()):
+            for (key, stats), entries in zip(status_sealed.items(), pipe.execute()):
                 if entries:
-                    set_points(out[key], streams[key], *entries[0])
+                    set_points(stats, streams[key], *entries[0])
         self._report_errors(out, streams)
         return out
 
@@ -416,12 +424,14 @@ class DataStoreSource(StreamStatsReader):
 _STATES = {str(int(state)).encode(): state for state in State}
 
 
-def _state(fields: list) -> State | None:
+def _state(fields: Sequence[bytes]) -> State | None:
     """The state of a raw state stream entry ([field, value, ...]); None if it has none."""
     # blissdata writes {"state": value} alone
     value = fields[1] if len(fields) == 2 and fields[0] == b"state" else _field(fields, b"state")
+    if value is None:
+        return None
     state = _STATES.get(value)
-    if state is None and value is not None:
+    if state is None:
         try:
             state = State(int(value))
         except ValueError:
@@ -429,7 +439,7 @@ def _state(fields: list) -> State | None:
     return state
 
 
-def _field(fields: list, name: bytes):
+def _field(fields: Sequence[bytes], name: bytes) -> bytes | None:
     """A field's value in a raw stream entry ([field, value, ...]), None if absent."""
     for i in range(0, len(fields) - 1, 2):
         if fields[i] == name:
@@ -437,7 +447,8 @@ def _field(fields: list, name: bytes):
     return None
 
 
-def _json_reply(found):
+def _json_reply(found: Reply) -> Reply:
+    """A JSON.GET reply, decoded."""
     return orjson.loads(found) if isinstance(found, (bytes, str)) else found
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -18,7 +18,7 @@ DATA_MODELS = ("auto", "blissdata2", "legacy")
 LEGACY_DB = 1
 
 
-def detect_model(redis_client: redis.Redis, sessions: Iterable[str] = ()) -> Literal["blissdata2", "legacy"] | None:
+def detect_model(redis_client: redis.Redis[bytes], sessions: Iterable[str] = ()) -> Literal["blissdata2", "legacy"] | None:
     """"blissdata2" if `_PROTOCOL_VERSION_` exists, "legacy" if a BLISS 1.x session node does (named
     ones first, else found by SCAN: O(keys), run it once, not per scan), None if neither (an empty
     store, or the wrong database: BLISS 1.x writes in database 1 of the data Redis)."""
@@ -44,7 +44,8 @@ def with_db(url: str, db: int) -> str:
     return unsplit_url(parts._replace(path=path, query=urlencode(query)))
 
 
-def choose_model(url: str, wanted: str, sessions: Iterable[str] = (), client_factory=redis.Redis.from_url):
+def choose_model(url: str, wanted: str, sessions: Iterable[str] = (),
+                 client_factory: Callable[[str], redis.Redis[bytes]] = redis.Redis.from_url) -> tuple[str, str]:
     """(data model, URL to read it at) for `--data-model wanted`; DataStoreError if auto finds neither.
 
     BLISS 1.x writes in database 1: without a database in the URL (Beacon never gives one), a legacy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import ScanInvalid
 from .streams import StreamKind, stream_kind
@@ -22,7 +23,7 @@ class ScanDocument:
     session: str
     name: str
     number: int | None
-    info: dict
+    info: dict[str, object]  # scan.info, as JSON decoded
     state_keys: tuple[str, ...]  # the streams whose entries are the scan's states (blissdata 2.x: one)
     streams: dict[str, tuple[str, StreamKind]]  # name -> (redis key, kind); may be empty before PREPARED
     proposal: str = ""  # the data policy's proposal the scan belongs to; "" if the store names none
@@ -55,8 +56,9 @@ def parse_scan_document(key: str, doc: object) -> ScanDocument:
                         proposal=proposal if isinstance(proposal, str) else "")
 
 
-def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]:
-    """Data stream models of a scan document -> {name: (redis key, kind)}; raise ScanInvalid."""
+def parse_streams(key: str, models: Any) -> dict[str, tuple[str, StreamKind]]:
+    """Data stream models of a scan document (its decoded JSON, unchecked) -> {name: (redis key, kind)};
+    raise ScanInvalid."""
     try:
         return {
             name: (STREAM_PREFIX + model["pk"], stream_kind(model.get("info"), model.get("encoding"), key, name))
@@ -68,7 +70,7 @@ def parse_streams(key: str, models: object) -> dict[str, tuple[str, StreamKind]]
 
 def scan_sequence_streams(models: object) -> list[str]:
     """Redis keys of the data stream models whose info names blissdata's `scan_sequence` plugin."""
-    keys = []
+    keys: list[str] = []
     for model in (models.values() if isinstance(models, dict) else ()):
         info = model.get("info") if isinstance(model, dict) else None
         if isinstance(info, dict) and info.get("plugin") == "scan_sequence" and model.get("pk"):
@@ -76,7 +78,7 @@ def scan_sequence_streams(models: object) -> list[str]:
     return keys
 
 
-def parse_reference(fields: dict) -> tuple[str | None, str]:
+def parse_reference(fields: Mapping[bytes, bytes]) -> tuple[str | None, str]:
     """(child scan key, "") of one SUBSCANS entry, or (None, the problem)."""
     payload = fields.get(b"payload")
     if payload is None:

@@ -56,14 +56,14 @@ def error_code(exc: BaseException) -> str | None:
     """The Redis error code of an error reply (`NOPERM`, `BUSY`...), None for other errors."""
     if not isinstance(exc, redis.RedisError):
         return None
-    code = getattr(exc, "status_code", None)
-    if code:
+    code = getattr(exc, "status_code", None)  # set by recent redis-py only
+    if isinstance(code, str) and code:
         return code
     word = error_reply(exc).split(" ", 1)[0]
     return word if word.isupper() else None
 
 
-def raise_store_error(reply) -> None:
+def raise_store_error(reply: object) -> None:
     """Raise a reply that is an error of the whole data store (unavailable, denied, connection lost...);
     return if it is not an error, or an error reply about one key only (wrong type...), the caller's to
     report for that key."""

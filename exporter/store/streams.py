@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Self, Sequence
 
 import redis
 import structlog
 
 from ..bounded import BoundedDict
-from .batch import run_batch
+from .batch import Reply, run_batch
 from .errors import is_unavailable
 
 log = structlog.get_logger("bliss_exporter.source")
@@ -41,7 +42,7 @@ class StreamKind(str):
     saves: bool
 
     def __new__(cls, name: str, *, dtype: str | None = None, plugin: str | None = None,
-                scan: str = "", stream: str = "", saves: bool = False):
+                scan: str = "", stream: str = "", saves: bool = False) -> Self:
         self = super().__new__(cls, name)
         self.dtype = dtype  # numeric encoding's dtype_str (lima2's status)
         self.plugin = plugin  # as the stream's info names it
@@ -89,7 +90,7 @@ _LEGACY_FORMATS = {"lima_v1": "lima", "lima_v2": "lima2", "subscan": "scan_seque
 _unknown_plugins_logged: set[str] = set()
 
 
-def unreadable_streams(client, keys: list[str]) -> list[str]:
+def unreadable_streams(client: redis.Redis[bytes], keys: list[str]) -> list[str]:
     """The keys among these that exist but are not streams (a blocking XREAD on them fails), one round trip."""
     if not keys:
         return []
@@ -105,7 +106,7 @@ def id_tuple(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream: str = "") -> StreamKind:
+def stream_kind(info: object, encoding: object, scan: str = "", stream: str = "") -> StreamKind:
     info = info if isinstance(info, dict) else {}
     encoding = encoding if isinstance(encoding, dict) else {}
     plugin = info.get("plugin") or None
@@ -114,7 +115,7 @@ def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream
         if fmt == "lima_v1" or (encoding.get("type") == "json" and "lima_info" in info):
             plugin = "lima"
         elif encoding.get("type") == "json":
-            plugin = _LEGACY_FORMATS.get(fmt)
+            plugin = _LEGACY_FORMATS.get(fmt) if fmt is not None else None
     if plugin is None:
         return StreamKind("numeric", scan=scan, stream=stream)
     plugin = str(plugin)
@@ -133,7 +134,7 @@ def stream_kind(info: dict | None, encoding: dict | None, scan: str = "", stream
                       saves=detector_saves(name, info))
 
 
-def detector_saves(kind: str, info: dict) -> bool:
+def detector_saves(kind: str, info: Mapping[str, object]) -> bool:
     """Whether a detector stream's statuses count saved frames, as the plugin's own reader decides:
     lima, a `file_path` in `lima_info` (blissdata's LimaClient); mosca, `mosca_info.saving_enabled`
     (blissdata-mosca: the server's remote saving). lima2's status has no saved count."""
@@ -150,14 +151,18 @@ def detector_saves(kind: str, info: dict) -> bool:
 #: The XINFO STREAM fields the data models read (the others are skipped, not decoded).
 XINFO_FIELDS = {name.encode(): name for name in
                 ("length", "entries-added", "last-generated-id", "max-deleted-entry-id", "last-entry")}
+#: XINFO STREAM's reply, parsed: {field name: its value as Redis sent it}, `last-entry` as (id, {field: value}).
+XInfo = dict[str, Any]
+#: A stream entry's fields, as Redis sent them.
+EntryFields = Mapping[bytes, bytes]
 
 
-def parse_xinfo_stream(response, **options) -> dict:
+def parse_xinfo_stream(response: list[Reply] | Mapping[str | bytes, Reply], **options: object) -> XInfo:
     """XINFO STREAM's reply as redis-py gives it ({str: value}, `last-entry` as (id, {field: value})),
     only the fields in XINFO_FIELDS: it runs for every data stream polled."""
     if not isinstance(response, list):  # RESP3 or already parsed
         return {k.decode() if isinstance(k, bytes) else k: v for k, v in response.items()}
-    data = {}
+    data: XInfo = {}
     for i in range(0, len(response) - 1, 2):
         name = XINFO_FIELDS.get(response[i])
         if name is not None:
@@ -169,17 +174,18 @@ def parse_xinfo_stream(response, **options) -> dict:
     return data
 
 
-def stats_from_xinfo(reply: dict | list, kind: str) -> StreamStats:
+def stats_from_xinfo(reply: XInfo | list[Reply], kind: str) -> StreamStats:
     """A data stream's stats from its XINFO STREAM reply (parsed, or raw: read without building a dict)."""
     if isinstance(reply, list):
         return _stats_from_raw_xinfo(reply, kind)
-    added = int(reply.get("entries-added", reply.get("length", 0)))
+    length: int = reply.get("length", 0)
+    added = int(reply.get("entries-added", length))
     last = reply.get("last-entry")
     last_id = reply.get("last-generated-id", b"0-0")
     return _stats(added, last_id, last, kind)
 
 
-def _stats_from_raw_xinfo(reply: list, kind: str) -> StreamStats:
+def _stats_from_raw_xinfo(reply: list[Reply], kind: str) -> StreamStats:
     # Redis 7's 20-item reply: the fields read are at fixed places (checked); else looked for by name
     if len(reply) == 20 and reply[6] == b"last-generated-id" and reply[10] == b"entries-added" \
             and reply[18] == b"last-entry":
@@ -208,7 +214,7 @@ def _stats_from_raw_xinfo(reply: list, kind: str) -> StreamStats:
     return _stats(int(added if has_added else length), last_id, last, kind)
 
 
-def _stats(added: int, last_id: bytes, last, kind: str) -> StreamStats:
+def _stats(added: int, last_id: bytes, last: tuple[bytes, EntryFields] | None, kind: str) -> StreamStats:
     sealed = last_id == SEAL_ID
     entries = added - 1 if sealed else added
     stats = StreamStats(entries=max(entries, 0), points=0, sealed=sealed)
@@ -220,7 +226,7 @@ def _stats(added: int, last_id: bytes, last, kind: str) -> StreamStats:
     return stats
 
 
-def set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: dict) -> None:
+def set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: EntryFields) -> None:
     try:
         if entry_id == SEAL_ID:
             # the seal's `id` is the stream's length (last index + len): points, for a default stream
@@ -234,7 +240,7 @@ def set_points(stats: StreamStats, kind: str, entry_id: bytes, fields: dict) -> 
         stats.error = (exc.reason, exc.detail)
 
 
-def _entry_points(kind: str, entry_id: bytes, fields: dict) -> int:
+def _entry_points(kind: str, entry_id: bytes, fields: EntryFields) -> int:
     """Points a stream holds up to one (non-seal) entry of it, per the stream's kind."""
     if kind == "numeric":
         index, _, seq = entry_id.partition(b"-")
@@ -265,15 +271,17 @@ def _entry_points(kind: str, entry_id: bytes, fields: dict) -> int:
     return 0  # unknown plugin: entries only
 
 
-def _entry_saved(kind: str, fields: dict) -> int:
+def _entry_saved(kind: str, fields: EntryFields) -> int:
     """Frames a saving detector has saved, per one status: lima `last_index_saved` + 1 (absent: none
     yet, as LimaClient.update's default), mosca `last_saved_index` + 1."""
     status = _json_payload(fields, "bad_status")
+    if not isinstance(status, dict):
+        raise StreamDecodeError("bad_status", f"{kind} status is not a JSON object")
     name = "last_index_saved" if kind == "lima" else "last_saved_index"
     return _int(status.get(name, -1), "bad_status", f"{kind} {name}", minimum=-1) + 1
 
 
-def _int(value, reason: str, what: str, minimum: int = 0) -> int:
+def _int(value: object, reason: str, what: str, minimum: int = 0) -> int:
     """An integer field or JSON value (not a bool, not a float), at least `minimum`."""
     if isinstance(value, bytes):  # a Redis field (JSON strings are not integers)
         try:
@@ -287,7 +295,7 @@ def _int(value, reason: str, what: str, minimum: int = 0) -> int:
     return value
 
 
-def _json_payload(fields: dict, reason: str):
+def _json_payload(fields: EntryFields, reason: str) -> object:
     payload = fields.get(b"payload")
     if payload is None:
         raise StreamDecodeError(reason, "entry has no payload")
@@ -297,7 +305,7 @@ def _json_payload(fields: dict, reason: str):
         raise StreamDecodeError(reason, f"payload is not JSON: {exc}") from None
 
 
-def _lima2_frames(dtype: str | None, fields: dict) -> int:
+def _lima2_frames(dtype: str | None, fields: EntryFields) -> int:
     """blissdata-lima2's status: NumericStreamEncoder(np.uint32) of the frames available so far.
 
     The payload is the batch's raw bytes (`ndarray.tobytes()`, point shape ()), `len` values when
@@ -327,27 +335,29 @@ class StreamStatsReader:
     a stream whose entries stop giving points is logged and counted once, not once per poll.
     """
 
-    redis: object
-    on_stream_error: object = None
-    _streams_in_error: BoundedDict  # streams reported, the latest 10,000
+    redis: redis.Redis[bytes]
+    on_stream_error: Callable[[str], None] | None = None
+    _streams_in_error: BoundedDict[str, bool]  # streams reported, the latest 10,000
 
-    def _stats_of(self, reply: dict | list, kind) -> StreamStats:
+    def _stats_of(self, reply: XInfo | list[Reply], kind: StreamKind) -> StreamStats:
         """Stats from one XINFO STREAM reply: raw (run_batch) or parsed (a pipeline's parse_xinfo_stream)."""
         raise NotImplementedError
 
-    def stream_stats(self, streams: dict) -> dict[str, StreamStats | None]:
+    def stream_stats(self, streams: Mapping[str, StreamKind]) -> dict[str, StreamStats | None]:
         """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
         if not streams:
             return {}
         keys = list(streams)
         return self._parse_stats(keys, streams, run_batch(self.redis, [("XINFO", "STREAM", key) for key in keys]))
 
-    def _parse_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+    def _parse_stats(self, keys: Sequence[str], streams: Mapping[str, StreamKind],
+                     replies: Sequence[Reply]) -> dict[str, StreamStats | None]:
         out = self._decode_stats(keys, streams, replies)
         self._report_errors(out, streams)
         return out
 
-    def _decode_stats(self, keys, streams, replies) -> dict[str, StreamStats | None]:
+    def _decode_stats(self, keys: Sequence[str], streams: Mapping[str, StreamKind],
+                      replies: Sequence[Reply]) -> dict[str, StreamStats | None]:
         out: dict[str, StreamStats | None] = {}
         for key, reply in zip(keys, replies):
             if isinstance(reply, Exception):
@@ -358,12 +368,12 @@ class StreamStatsReader:
             out[key] = self._stats_of(reply, streams[key])
         return out
 
-    def _report_errors(self, out: dict, streams: dict) -> None:
+    def _report_errors(self, out: Mapping[str, StreamStats | None], streams: Mapping[str, StreamKind]) -> None:
         for key, stats in out.items():
             if stats is not None and stats.error is not None:
                 self._stream_error(key, streams[key], *stats.error)
 
-    def _stream_error(self, key: str, kind, reason: str, detail: str) -> None:
+    def _stream_error(self, key: str, kind: StreamKind, reason: str, detail: str) -> None:
         """Log and count a stream's undecodable entries once per stream (not once per poll)."""
         if key in self._streams_in_error:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 def normalize_redis_url(url: str) -> str:
@@ -34,7 +34,7 @@ def normalize_redis_url(url: str) -> str:
     return unsplit_url(parts._replace(query=urlencode(query)))
 
 
-def unsplit_url(parts) -> str:
+def unsplit_url(parts: SplitResult) -> str:
     """urlunsplit that keeps `scheme://` even without a host (unix sockets)."""
     text = urlunsplit(parts)
     if parts.scheme == "unix" and not parts.netloc:
