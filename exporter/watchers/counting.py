@@ -7,16 +7,20 @@ an adopted scan's history holds (its own, never the cumulative counters'). No I/
 
 from __future__ import annotations
 
+from typing import Iterable, Mapping
+
 from ..model import STATE_EVENTS, EventType, ScanRecord, State, stream_id_time
+from ..store.streams import StreamStats
 
 
-def take_states(record: ScanRecord, state_key: str, entries) -> tuple[dict[EventType, int], dict[EventType, int]]:
+def take_states(record: ScanRecord, state_key: str,
+                entries: Iterable[tuple[str, State | None]]) -> tuple[dict[EventType, int], dict[EventType, int]]:
     """Apply state entries of one state stream, every one of them, in order: (events to count, events
     of an adopted scan's history). CLOSED is not counted here but kept pending (`pending_end`): its
     end_scan is counted with the scan's end, so a scrape never sees one without the other."""
     events: dict[EventType, int] = {}
     history: dict[EventType, int] = {}
-    when = None
+    when: float | None = None
     for entry_id, state in entries:
         record.state_cursors[state_key] = entry_id
         if state is None:
@@ -42,13 +46,14 @@ def take_states(record: ScanRecord, state_key: str, entries) -> tuple[dict[Event
     return events, history
 
 
-def take_stats(record: ScanRecord, stats: dict, now: float) -> tuple[int, int, int, int, dict | None]:
+def take_stats(record: ScanRecord, stats: Mapping[str, StreamStats | None],
+               now: float) -> tuple[int, int, int, int, dict[str, list[int]] | None]:
     """Take a scan's new stream stats into its cursors: (new data entries, new points) since the
     exporter started, (entries, points) of an adopted scan's history (what its streams held at their
     first read), and its saving detectors' new frames ({detector: [acquired, saved]}, or None)."""
     new_entries = new_points = 0
     history_entries = history_points = 0
-    frames = None  # saving detectors' new frames (acquired, saved), counted like the data
+    frames: dict[str, list[int]] | None = None  # saving detectors' new frames (acquired, saved), counted like the data
     for cursor in record.streams.values():
         st = stats.get(cursor.key)
         if st is None:

@@ -10,6 +10,7 @@ number of scans and streams, not with points or bytes.
 from __future__ import annotations
 
 import time
+from typing import Callable, Mapping
 
 from gevent.event import Event
 
@@ -24,8 +25,9 @@ from ..model import (
 )
 from ..sinks.events import ScanCounted, ScanDiscovered, ScanEnded, ScanLost, SequenceError, Sink
 from ..store import KeyReadError, ScanDocument
-from ..store.base import ScanStreams, Source
+from ..store.base import References, ScanStreams, Source
 from ..store.clock import StoreClock
+from ..store.streams import StreamKind, StreamStats
 from .counting import take_states, take_stats
 from .sequences import SequenceLinks
 
@@ -40,7 +42,7 @@ class ScanWatcher:
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,
         min_read_interval: float = 0.6,
-        clock=time.time,
+        clock: Callable[[], float] = time.time,
         store_clock: StoreClock | None = None,
     ):
         self.source = source
@@ -53,7 +55,7 @@ class ScanWatcher:
         self.active: dict[str, ScanRecord] = {}
         self._by_state_key: dict[str, ScanRecord] = {}
         # recently ended keys, to ignore duplicates: far more than the history holds (~2048)
-        self._ended = BoundedDict(10000)
+        self._ended: BoundedDict[str, bool] = BoundedDict(10000)
         self._wakeup = Event()
         self._last_liveness = 0.0
         #: store time up to which every state change of the watched scans is applied (the start of the
@@ -169,7 +171,7 @@ class ScanWatcher:
         if closing:
             self._close(closing)
 
-    def _apply_states(self, record: ScanRecord, state_key: str, entries) -> None:
+    def _apply_states(self, record: ScanRecord, state_key: str, entries: list[tuple[str, State | None]]) -> None:
         """Count state entries, every one of them, in order (an adopted scan's older ones as its own only)."""
         events, history = take_states(record, state_key, entries)
         if events:
@@ -187,7 +189,8 @@ class ScanWatcher:
                 continue
             known = set(record.streams)
             set_streams(record, result.streams)
-            if record.adopted and (record.prepared_at is None or record.prepared_at < record.watched_at):
+            prepared, watched = record.prepared_at, record.watched_at
+            if record.adopted and (prepared is None or (watched is not None and prepared < watched)):
                 for key in record.streams.keys() - known:  # written before the exporter first read the scan
                     record.streams[key].history = True
             added = result.nodes - record.nodes_counted
@@ -196,7 +199,7 @@ class ScanWatcher:
                 self._count(record, {EventType.NEW_NODE: added}, 0, cumulative=record.cumulative(record.prepared_at))
 
     @staticmethod
-    def _unsealed(records: list[ScanRecord]) -> dict[str, str]:
+    def _unsealed(records: list[ScanRecord]) -> dict[str, StreamKind]:
         return {c.key: c.kind for r in records for c in r.streams.values() if not c.sealed}
 
     def poll_streams(self) -> None:
@@ -207,14 +210,14 @@ class ScanWatcher:
             self._apply_stats(records, self.source.stream_stats(wanted))
         self.sequences.read_references(records)
 
-    def _apply_stats(self, records: list[ScanRecord], stats: dict) -> None:
+    def _apply_stats(self, records: list[ScanRecord], stats: Mapping[str, StreamStats | None]) -> None:
         for record in records:
             new_entries, new_points = self._new_data(record, stats)
             if new_entries or new_points:
                 events = {EventType.NEW_DATA: new_entries} if new_entries else {}
                 self._count(record, events, new_points)
 
-    def _new_data(self, record: ScanRecord, stats: dict) -> tuple[int, int]:
+    def _new_data(self, record: ScanRecord, stats: Mapping[str, StreamStats | None]) -> tuple[int, int]:
         """Take a scan's new stream stats into its cursors: (new data entries, new points) since the
         exporter started (what an adopted scan's streams held at their first read is its own only)."""
         new_entries, new_points, history_entries, history_points, frames = take_stats(record, stats, self.clock())
@@ -231,7 +234,8 @@ class ScanWatcher:
         ends = self.source.closing({r.key: self._unsealed([r]) for r in records},
                                    reasons_known={r.key for r in records if r.end_reason},
                                    references=references, count=self.sequences.batch)
-        last_data, read = {}, {}
+        last_data: dict[str, tuple[int, int]] = {}
+        read: dict[str, References] = {}
         for record in records:
             last_data[record.key] = self._new_data(record, ends[record.key].stats)
             read.update(ends[record.key].references)
@@ -242,7 +246,7 @@ class ScanWatcher:
             record.end_reason = "DELETION" if not end.exists else end.end_reason or record.end_reason or "UNKNOWN"
             self._forget(record)
             new_entries, new_points = last_data[record.key]
-            events = {}
+            events: dict[EventType, int] = {}
             if record.cumulative(record.closed_at):
                 events[EventType.END_SCAN] = record.pending_end
             else:  # closed before the exporter started (an adopted scan's history)
@@ -271,7 +275,7 @@ class ScanWatcher:
             self._by_state_key.pop(key, None)
         self._ended[record.key] = True
 
-    def _count(self, record: ScanRecord, events: dict, points: int, cumulative: bool = True) -> None:
+    def _count(self, record: ScanRecord, events: dict[EventType, int], points: int, cumulative: bool = True) -> None:
         """Events and points of a scan: its own counts; the cumulative counters' too, unless they happened
         before the exporter started (an adopted scan's history: `cumulative` False)."""
         counts = record.counts

@@ -8,12 +8,12 @@ as SequenceError events, never followed into a cycle.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..model import ROLE_SEQUENCE, ROLE_SUBSCAN, ScanRecord, scan_label
 from ..sinks.events import SequenceError, Sink
 from ..store import ScanGone, ScanInvalid
-from ..store.base import REFERENCE_KIND, Source
+from ..store.base import REFERENCE_KIND, References, Source
 
 
 class SequenceLinks:
@@ -53,28 +53,28 @@ class SequenceLinks:
         SUBSCANS reference links it (maybe before it is watched: `claimed`). A `group` that names a
         missing scan or a scan that is not a sequence is reported, and the scan stays a plain scan.
         """
-        problem = self._group_parent(record) if record.group is not None else None
+        problem = self._group_parent(record, record.group) if record.group is not None else None
         parent_key = self.claimed.pop(record.key, None)
         if record.parent is None and parent_key in self.active:
             self.link(record, self.active[parent_key])
         return problem
 
-    def _group_parent(self, record: ScanRecord) -> str | None:
-        parent = self.active.get(record.group)
+    def _group_parent(self, record: ScanRecord, group: str) -> str | None:
+        parent = self.active.get(group)
         if parent is not None:
             if parent.role != ROLE_SEQUENCE:
-                return f"group {record.group} is {parent.label}, not a scan sequence"
+                return f"group {group} is {parent.label}, not a scan sequence"
             self.link(record, parent)
             return None
         try:
-            doc = self.source.load_scan(record.group, deleted_ok=True)
+            doc = self.source.load_scan(group, deleted_ok=True)
         except ScanGone:
-            return f"group {record.group}: no such scan"
+            return f"group {group}: no such scan"
         except ScanInvalid as exc:
-            return f"group {record.group}: {exc}"
+            return f"group {group}: {exc}"
         label = scan_label(doc.number, doc.name)
         if doc.info.get("is_scan_sequence") is not True:
-            return f"group {record.group} is {label}, not a scan sequence"
+            return f"group {group} is {label}, not a scan sequence"
         # a sequence not watched: not yet (adopted after its child) or no more (closed)
         if record.role != ROLE_SEQUENCE:
             record.role = ROLE_SUBSCAN
@@ -88,7 +88,7 @@ class SequenceLinks:
         """
         if child.parent is parent:
             return True
-        ancestor = parent
+        ancestor: ScanRecord | None = parent
         while ancestor is not None:
             if ancestor is child:
                 return False
@@ -114,7 +114,7 @@ class SequenceLinks:
                 cursor.points = 0
                 record.references[cursor.key] = "0-0"
 
-    def read_references(self, records: list[ScanRecord], read: dict | None = None) -> None:
+    def read_references(self, records: list[ScanRecord], read: Mapping[str, References] | None = None) -> None:
         """Read the new SUBSCANS entries of sequences whose reference stream grew (`read`: already read)."""
         for record in records:
             if not record.references:

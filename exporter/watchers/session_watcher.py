@@ -21,7 +21,7 @@ import structlog
 from ..model import scan_type_of
 from ..sinks.events import ScansInStore, ScanSkipped, Sink
 from ..store import ScanDocument, ScanGone, ScanInvalid
-from ..store.base import Position, Source
+from ..store.base import NewScans, Position, Source
 from ..store.clock import StoreClock
 from .scan_watcher import ScanWatcher
 
@@ -133,7 +133,7 @@ class SessionWatcher:
                         action="scans created since the start looked for in the data store; any deleted "
                                "meanwhile cannot be counted")
 
-    def resync(self, found) -> None:
+    def resync(self, found: NewScans) -> None:
         """Scans were missed (the history was trimmed past our position): find them in the data store."""
         log.warning("history_gap", position=str(self.position), action="resync from the data store")
         unknown = [key for key in self.source.scan_keys() if not self.scans.is_known(key)]
