@@ -1,4 +1,4 @@
-"""exporter.store.legacy_pickle: loads what BLISS 1.x writes, rejects everything else without running it."""
+"""exporter.store.legacy.unpickler: loads what BLISS 1.x writes, rejects everything else without running it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy
 import pytest
 
-from exporter.store.legacy_pickle import PickleRejected, allowed_globals, loads
+from exporter.store.legacy.unpickler import PickleRejected, allowed_globals, loads
 
 from . import legacy_fixtures
 
@@ -138,7 +138,7 @@ def test_malicious_payload_is_rejected_and_never_executed(tmp_path):
 
 def test_numpy_gadgets_are_rejected(tmp_path):
     target = tmp_path / "pwned"
-    from exporter.store import legacy_pickle
+    from exporter.store.legacy import unpickler
 
     multiarray_module = "numpy._core.multiarray" if hasattr(numpy, "_core") else "numpy.core.multiarray"
     evil = _Reduce(os.system, f"touch {target}")
@@ -147,10 +147,10 @@ def test_numpy_gadgets_are_rejected(tmp_path):
     with pytest.raises(PickleRejected):
         loads(obj_scalar)
     with pytest.raises(PickleRejected):
-        legacy_pickle.allowed_globals()[(multiarray_module, "scalar")](numpy.dtype("O"), "x")
+        unpickler.allowed_globals()[(multiarray_module, "scalar")](numpy.dtype("O"), "x")
     # an array reconstruction that is not numpy's own (empty, then __setstate__)
     with pytest.raises(PickleRejected):
-        legacy_pickle.allowed_globals()[(multiarray_module, "_reconstruct")](numpy.ndarray, (10**9,), b"b")
+        unpickler.allowed_globals()[(multiarray_module, "_reconstruct")](numpy.ndarray, (10**9,), b"b")
     for name in ("object_", "void"):
         assert ("numpy", name) not in allowed_globals()
     assert not target.exists()
@@ -194,4 +194,4 @@ def test_no_global_is_named_without_being_checked():
     sample = pickle.dumps({"dtype": numpy.float64, "t": datetime.datetime(2026, 1, 1), "a": numpy.arange(3.0)})
     names = [op.name for op, _, _ in pickletools.genops(sample)]
     assert "STACK_GLOBAL" in names and "REDUCE" in names
-    assert sys.modules["exporter.store.legacy_pickle"].loads(sample)["dtype"] is numpy.float64
+    assert sys.modules["exporter.store.legacy.unpickler"].loads(sample)["dtype"] is numpy.float64

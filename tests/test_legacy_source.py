@@ -1,4 +1,4 @@
-"""LegacySource (exporter/store/legacy.py) against a real plain Redis written by blissdata 0.3.1 itself
+"""LegacySource (exporter/store/legacy/) against a real plain Redis written by blissdata 0.3.1 itself
 (tests/legacy/publish.py, the genuine BLISS 1.11.4 layout): its methods called the way the session
 and scan watchers call a Source, and every count compared with the publisher's printed truth.
 
@@ -428,9 +428,9 @@ def test_eviction_and_vanished_scans(legacy_redis, legacy_publish):
 
 
 def test_expired_containers_are_forgotten_and_found_again(legacy_redis, legacy_publish, monkeypatch):
-    from exporter.store import legacy
+    from exporter.store.legacy import discovery
 
-    monkeypatch.setattr(legacy, "SESSION_PROBE_INTERVAL", 0.0)  # look for sessions at every read
+    monkeypatch.setattr(discovery, "SESSION_PROBE_INTERVAL", 0.0)  # look for sessions at every read
     source = LegacySource(legacy_redis.url)
     position = source.anchor()
     legacy_publish({"session": "old_session", "scans": [{"npoints": 2, "counters": ["diode1"]}]})

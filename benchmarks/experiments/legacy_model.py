@@ -4,7 +4,7 @@
 
 Each experiment starts a fresh plain Redis (tests/legacy_fixtures.LegacyRedis), publishes with
 tests/legacy/publish.py in .venv-legacy and reads the store with redis-py the read-only way the note
-describes (XINFO STREAM, XRANGE/XREVRANGE, HGET/HMGET, TTL), unpickling with exporter.store.legacy_pickle.
+describes (XINFO STREAM, XRANGE/XREVRANGE, HGET/HMGET, TTL), unpickling with exporter.store.legacy.unpickler.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from exporter.store.legacy_pickle import loads  # noqa: E402
+from exporter.store.legacy.unpickler import loads  # noqa: E402
 from tests.legacy_fixtures import LEGACY_PYTHON, LegacyPublisher, LegacyRedis  # noqa: E402
 
 SCANS = "demo_session:tmp:scans"

@@ -4,7 +4,7 @@
 
 Every key matching a pattern (KEYS: a test tool, never the exporter's way): its Redis type, TTL and
 content. Pickled hash values and stream fields are shown as {"pickle": repr(value)} (unpickled with
-exporter/store/legacy_pickle.py, never pickle.loads); streams show XINFO STREAM figures and their first 3
+exporter/store/legacy/unpickler.py, never pickle.loads); streams show XINFO STREAM figures and their first 3
 and last 2 entries. Run in .venv-legacy so that numpy 1.x reprs compare with the reference's.
 """
 
@@ -18,16 +18,16 @@ from pathlib import Path
 import redis
 
 _spec = importlib.util.spec_from_file_location(
-    "legacy_pickle", Path(__file__).resolve().parents[2] / "exporter" / "store" / "legacy_pickle.py")
-legacy_pickle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(legacy_pickle)
+    "unpickler", Path(__file__).resolve().parents[2] / "exporter" / "store" / "legacy" / "unpickler.py")
+unpickler = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(unpickler)
 
 
 def show(value: bytes):
     if value[:1] == b"\x80":
         try:
-            return {"pickle": repr(legacy_pickle.loads(value))}
-        except legacy_pickle.PickleRejected as exc:
+            return {"pickle": repr(unpickler.loads(value))}
+        except unpickler.PickleRejected as exc:
             return {"rejected": str(exc)}
     return value.decode()
 

@@ -21,7 +21,11 @@ Anything else - `os.system`, `builtins.eval`, `subprocess.Popen`, `builtins.geta
 BLISS (`bliss.scanning.scan.ScanAbort` would be one: BLISS 1.11.4 writes the *string*
 "<class 'bliss.scanning.scan.ScanAbort'>", never the class) - raises PickleRejected before anything
 is called. So do malformed, truncated or over-long input and `persistent_load`. The caller counts
-and logs a rejection; it never falls back to `pickle.loads`.
+and logs a rejection; it never falls back to `pickle.loads`. `plain` gives an unpickled value as the
+JSON of blissdata 2.x would.
+
+Standalone (standard library and numpy only): tests/legacy/dump.py loads this file by its path in the
+BLISS 1.x venv.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ import collections
 import datetime
 import io
 import pickle
+from typing import Any, Callable
 
-__all__ = ["PickleRejected", "loads", "allowed_globals"]
+__all__ = ["PickleRejected", "loads", "allowed_globals", "plain"]
 
 MAX_BYTES = 16 * 1024 * 1024  # a legacy value larger than this is not something BLISS writes
 
@@ -47,15 +52,15 @@ class PickleRejected(ValueError):
         super().__init__(f"{reason}: {module}.{name}" if module else reason)
 
 
-_BUILTINS = {
+_BUILTINS: dict[str, type] = {
     "dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset, "str": str,
     "bytes": bytes, "bytearray": bytearray, "int": int, "float": float, "complex": complex,
     "bool": bool, "NoneType": type(None),
 }
-_DATETIME = {n: getattr(datetime, n) for n in ("datetime", "date", "time", "timedelta", "timezone")}
+_DATETIME: dict[str, type] = {n: getattr(datetime, n) for n in ("datetime", "date", "time", "timedelta", "timezone")}
 
 
-def _numpy_globals() -> dict:
+def _numpy_globals() -> dict[tuple[str, str], Any]:
     try:
         import numpy
     except ImportError:  # pragma: no cover - numpy comes with the exporter's dependencies
@@ -65,7 +70,7 @@ def _numpy_globals() -> dict:
         from numpy.core import multiarray
     else:
         multiarray = core.multiarray
-    allowed: dict = {}
+    allowed: dict[tuple[str, str], Any] = {}
     # scalar types as classes (channel dtype) and their values: every numpy.generic leaf type
     # except object_ and void (which could carry arbitrary objects / structured bytes)
     for name in dir(numpy):
@@ -75,13 +80,13 @@ def _numpy_globals() -> dict:
     allowed[("numpy", "dtype")] = numpy.dtype
     allowed[("numpy", "ndarray")] = numpy.ndarray
 
-    def _reconstruct(subtype, shape, dtype_char):
+    def _reconstruct(subtype: type, shape: tuple[int, ...], dtype_char: bytes) -> Any:
         # numpy's own pickles always start from an empty array that __setstate__ then fills
         if subtype is not numpy.ndarray or tuple(shape) != (0,):
             raise PickleRejected("unexpected array reconstruction", "numpy", "_reconstruct")
         return multiarray._reconstruct(subtype, shape, dtype_char)
 
-    def scalar(dtype, *state):
+    def scalar(dtype: Any, *state: Any) -> Any:
         if not isinstance(dtype, numpy.dtype) or dtype.hasobject or dtype.kind == "V":
             raise PickleRejected("unexpected numpy scalar", "numpy", "scalar")
         return multiarray.scalar(dtype, *state)
@@ -94,8 +99,8 @@ def _numpy_globals() -> dict:
     return allowed
 
 
-def _frombuffer_checked(numpy):
-    def _frombuffer(buf, dtype, shape, order):  # protocol-5 pickles of arrays
+def _frombuffer_checked(numpy: Any) -> Callable[..., Any]:
+    def _frombuffer(buf: bytes, dtype: Any, shape: tuple[int, ...], order: str) -> Any:  # protocol-5 pickles of arrays
         if not isinstance(dtype, numpy.dtype) or dtype.hasobject:
             raise PickleRejected("unexpected array buffer", "numpy", "_frombuffer")
         return numpy.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
@@ -103,20 +108,20 @@ def _frombuffer_checked(numpy):
     return _frombuffer
 
 
-def _codecs_encode(obj, encoding="utf-8"):
+def _codecs_encode(obj: object, encoding: str = "utf-8") -> bytes:
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
         raise PickleRejected("unexpected _codecs.encode", "_codecs", "encode")
     return obj.encode(encoding)
 
 
-_allowed: dict | None = None
+_allowed: dict[tuple[str, str], Any] | None = None
 
 
-def allowed_globals() -> dict:
+def allowed_globals() -> dict[tuple[str, str], Any]:
     """{(module, name): object} that a legacy pickle may name."""
     global _allowed
     if _allowed is None:
-        allowed = {("builtins", n): o for n, o in _BUILTINS.items()}
+        allowed: dict[tuple[str, str], Any] = {("builtins", n): o for n, o in _BUILTINS.items()}
         allowed.update({("datetime", n): o for n, o in _DATETIME.items()})
         allowed[("collections", "OrderedDict")] = collections.OrderedDict
         allowed[("_codecs", "encode")] = _codecs_encode
@@ -126,7 +131,7 @@ def allowed_globals() -> dict:
 
 
 class _Unpickler(pickle.Unpickler):
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         # Python 2 names in protocol 0-2 pickles (pickle.Unpickler maps them the same way); the
         # mapped name must still be allowed
         if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -138,11 +143,11 @@ class _Unpickler(pickle.Unpickler):
             raise PickleRejected("global not allowed", module, name)
         return obj
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: Any) -> Any:
         raise PickleRejected("persistent id not allowed")
 
 
-def loads(data: bytes, max_bytes: int = MAX_BYTES):
+def loads(data: bytes | bytearray | memoryview, max_bytes: int = MAX_BYTES) -> Any:
     """Unpickle a value written by BLISS 1.x; PickleRejected for anything else (never executed)."""
     if isinstance(data, memoryview):
         data = data.tobytes()
@@ -158,3 +163,28 @@ def loads(data: bytes, max_bytes: int = MAX_BYTES):
         raise PickleRejected("too deeply nested") from None
     except Exception as exc:  # malformed, truncated, wrong state for a BUILD, ...
         raise PickleRejected(f"malformed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """A value of scan.info as blissdata 2.x's JSON would give it: numpy scalars and arrays as Python
+    numbers and lists (`valid_count` wants an int, not a numpy.int64), datetimes as ISO strings,
+    tuples and sets as lists, dict keys as strings."""
+    if depth > 20:
+        return str(value)
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v, depth + 1) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode(errors="replace")
+    tolist = getattr(value, "tolist", None)  # numpy scalars (a Python value) and arrays (lists)
+    if tolist is not None:
+        try:
+            return plain(tolist(), depth + 1)
+        except (TypeError, ValueError):
+            pass
+    return str(value)  # a type, a timedelta...: its name
