@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import REFERENCE_KIND
-from ..streams import StreamStats
+from ..streams import StreamDecodeError, StreamStats
 from . import unpickler
 from .layout import LEGACY_KIND, LEGACY_LIMA_KIND, text
 
@@ -33,7 +33,7 @@ def legacy_stats(reply: dict[str, Any], kind: str) -> StreamStats:
             stats.points = _legacy_points(kind, entry_id, fields)
             if kind == LEGACY_LIMA_KIND and getattr(kind, "saves", False):
                 stats.saved = _legacy_saved(fields)
-        except _Bad as exc:
+        except StreamDecodeError as exc:
             stats.error = (exc.reason, exc.detail)
     return stats
 
@@ -45,15 +45,8 @@ def _legacy_saved(fields: dict[bytes, bytes]) -> int:
     if isinstance(last, float) and last.is_integer():
         last = int(last)
     if isinstance(last, bool) or not isinstance(last, int) or last < -1:
-        raise _Bad("bad_status", f"lima last_image_saved {last!r} is not an integer >= -1")
+        raise StreamDecodeError("bad_status", f"lima last_image_saved {last!r} is not an integer >= -1")
     return last + 1
-
-
-class _Bad(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def _legacy_points(kind: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> int:
@@ -63,27 +56,27 @@ def _legacy_points(kind: str, entry_id: bytes | str, fields: dict[bytes, bytes])
     if kind == LEGACY_LIMA_KIND:
         raw = fields.get(b"__STATUS__")
         if raw is None:
-            raise _Bad("bad_status", "lima status event has no __STATUS__")
+            raise StreamDecodeError("bad_status", "lima status event has no __STATUS__")
         try:
             status = unpickler.loads(raw)
         except unpickler.PickleRejected as exc:
-            raise _Bad("bad_status", f"__STATUS__: {exc}") from None
+            raise StreamDecodeError("bad_status", f"__STATUS__: {exc}") from None
         last = unpickler.plain(status.get("last_image_ready")) if isinstance(status, dict) else None
         if isinstance(last, float) and last.is_integer():  # not what lima writes, but a number all the same
             last = int(last)
         if isinstance(last, bool) or not isinstance(last, int) or last < -1:
-            raise _Bad("bad_status", f"lima last_image_ready {last!r} is not an integer >= -1")
+            raise StreamDecodeError("bad_status", f"lima last_image_ready {last!r} is not an integer >= -1")
         return last + 1
     if kind in (LEGACY_KIND, REFERENCE_KIND):
         reason = "bad_reference" if kind == REFERENCE_KIND else "bad_index"
         if not ms.isdigit() or seq != "0" or int(ms) < 1:
-            raise _Bad(reason, f"entry id {entry_id!r} is not <first point index + 1>-0")
+            raise StreamDecodeError(reason, f"entry id {entry_id!r} is not <first point index + 1>-0")
         npoints = fields.get(b"__NPOINTS__")
         try:
             n = int(npoints if npoints is not None else b"")
         except (TypeError, ValueError):
-            raise _Bad(reason, f"__NPOINTS__ {npoints!r} is not an integer") from None
+            raise StreamDecodeError(reason, f"__NPOINTS__ {npoints!r} is not an integer") from None
         if n < 1:
-            raise _Bad(reason, f"__NPOINTS__ {n} < 1")
+            raise StreamDecodeError(reason, f"__NPOINTS__ {n} < 1")
         return int(ms) - 1 + n
     return 0
