@@ -14,6 +14,7 @@ from ..bounded import BoundedDict
 from ..model import State, stream_id_time
 from .base import Closing, Lifetime, NewScans, Reference, References, ScanStreams
 from .batch import Command, Reply, run_batch
+from .check import acl_rules, probe_commands
 from .documents import (
     PROTOCOL_KEY,
     SCAN_PREFIX,
@@ -23,14 +24,10 @@ from .documents import (
     parse_streams,
 )
 from .errors import (
-    CONNECTION_ERRORS,
     DataStoreError,
-    DataStoreUnavailable,
     KeyReadError,
     ScanGone,
     ScanInvalid,
-    describe_error,
-    error_code,
     is_unavailable,
     raise_store_error,
 )
@@ -69,13 +66,13 @@ READ_COMMANDS = {
 }
 
 
+#: Commands the self-test runs only as a sign of the server: FT._LIST, that RediSearch is there.
+SIGNS = {"ft._list": (("FT._LIST",), "the RediSearch module is missing: not a Redis Stack server")}
+
 #: The Redis ACL rules the exporter needs, exactly: the read commands above, plus FT._LIST (a sign of
 #: RediSearch) and CLIENT SETINFO (redis-py names itself). README shows them. Keys cannot be limited
 #: to read access (`%R~*`): RedisJSON's JSON.GET declares no read-only key spec, so Redis denies it.
-ACL_RULES = (
-    "resetkeys", "~*", "resetchannels", "-@all",
-    *(f"+{command}" for command in (*READ_COMMANDS, "ft._list", "client|setinfo")),
-)
+ACL_RULES = acl_rules((*READ_COMMANDS, *SIGNS, "client|setinfo"))
 
 
 class DataStoreSource(StreamStatsReader):
@@ -107,27 +104,9 @@ class DataStoreSource(StreamStatsReader):
         One round trip: the protocol key, then a probe of each read command (READ_COMMANDS); a
         denied command names itself (DataStoreUnavailable), so does a key of the wrong type.
         """
-        replies = run_batch(self.redis, [("FT._LIST",), *READ_COMMANDS.values()])
-        for command, reply in zip(["ft._list", *READ_COMMANDS], replies):
-            if not isinstance(reply, Exception):
-                continue
-            if isinstance(reply, CONNECTION_ERRORS):
-                raise reply
-            text = str(reply).lower()
-            if command == "ft._list":  # not needed to read, only a sign that RediSearch is there
-                if "unknown command" in text:
-                    raise DataStoreError("the RediSearch module is missing: not a Redis Stack server")
-                continue
-            if "unknown command" in text:
-                raise DataStoreError(f"{command.upper()} is an unknown command: not a Redis Stack server")
-            if error_code(reply) == "WRONGTYPE":
-                raise DataStoreError(f"{HISTORY_STREAM} or {PROTOCOL_KEY} has the wrong type: {describe_error(reply)}")
-            if error_code(reply) == "ERR" and command in ("xinfo|stream",) and "no such key" in text:
-                continue  # no scan history yet
-            if error_code(reply) == "NOPERM":
-                raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
-            raise reply
-        version = replies[1]
+        replies = probe_commands(self.redis, READ_COMMANDS, wrong_type=f"{HISTORY_STREAM} or {PROTOCOL_KEY}",
+                                 unknown_means="not a Redis Stack server", signs=SIGNS)
+        version = replies["get"]
         if version is None:
             raise DataStoreError("no blissdata protocol key (_PROTOCOL_VERSION_): not a blissdata data store")
         try:

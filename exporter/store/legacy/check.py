@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import redis
 
+from ..check import acl_rules, probe_commands
 from ..documents import PROTOCOL_KEY
-from ..errors import (
-    CONNECTION_ERRORS,
-    DataStoreError,
-    DataStoreUnavailable,
-    describe_error,
-    error_code,
-    is_unavailable,
-)
+from ..errors import UNAVAILABLE_CODES, DataStoreError, DataStoreUnavailable, describe_error, error_code
 from .detect import is_legacy
 from .layout import CHILDREN
 
@@ -35,37 +29,15 @@ READ_COMMANDS = {
 #: The Redis ACL rules LegacySource needs, exactly: READ_COMMANDS and SELECT (BLISS 1.x writes in
 #: database 1: redis-py selects it on connecting). Not CLIENT SETINFO: Redis 7.0 (BLISS 1.x's data
 #: Redis) does not know it, and ACL SETUSER would refuse the rule; redis-py ignores its refusal.
-ACL_RULES = (
-    "resetkeys", "~*", "resetchannels", "-@all",
-    *(f"+{command}" for command in (*READ_COMMANDS, "select")),
-)
+ACL_RULES = acl_rules((*READ_COMMANDS, "select"))
 
 
 def check_store(client: redis.Redis[bytes], sessions: tuple[str, ...]) -> None:
     """Raise unless this is a legacy store we can read with every command we use (one round trip
-    for the probes; a denied command names itself: DataStoreUnavailable)."""
-    pipe = client.pipeline(transaction=False)
-    for probe in READ_COMMANDS.values():
-        pipe.execute_command(*probe)
-    replies = pipe.execute(raise_on_error=False)
-    for command, reply in zip(READ_COMMANDS, replies):
-        if not isinstance(reply, Exception):
-            continue
-        if isinstance(reply, CONNECTION_ERRORS):
-            raise reply
-        text = str(reply).lower()
-        if error_code(reply) == "NOPERM":
-            raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
-        if "unknown command" in text:
-            raise DataStoreError(f"{command.upper()} is an unknown command: {describe_error(reply)}")
-        if command == "xinfo|stream" and "no such key" in text:
-            continue
-        if error_code(reply) == "WRONGTYPE":
-            raise DataStoreError(f"{SELF_TEST_KEY} has the wrong type: {describe_error(reply)}")
-        if is_unavailable(reply):
-            raise DataStoreUnavailable(f"{command.upper()} failed: {describe_error(reply)}")
-        raise reply
-    if replies[0]:
+    for the probes; a denied command names itself, so does one the store cannot serve now:
+    DataStoreUnavailable), then unless it holds a session node to read."""
+    replies = probe_commands(client, READ_COMMANDS, wrong_type=SELF_TEST_KEY, unavailable=UNAVAILABLE_CODES)
+    if replies["exists"]:
         raise DataStoreError(f"{PROTOCOL_KEY} exists: a blissdata 2.x data store, not a BLISS 1.x one")
     try:
         legacy = is_legacy(client, sessions)
