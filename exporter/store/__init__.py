@@ -2,8 +2,8 @@
 
 `base.Source` is the protocol the watchers use; `blissdata2.DataStoreSource` implements it on a Redis
 Stack written by blissdata 2.x (BLISS 2), `legacy.LegacySource` on a plain Redis written by blissdata
-0.x (BLISS 1.x); `detect` tells them apart. URL handling, error classification, scan documents and
-data-stream decoding are modules of their own, shared by every data model.
+0.x (BLISS 1.x); `detect` tells them apart. URL handling, error classification, the self-test, scan
+documents and data-stream decoding are modules of their own, shared by every data model.
 """
 
 from typing import TYPE_CHECKING

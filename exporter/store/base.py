@@ -1,6 +1,6 @@
 """What the watchers need from a data store: one small protocol, one implementation per data model.
 
-A data model (blissdata 2.x in `blissdata2.py`, BLISS 1.x in `legacy.py`) turns its own Redis layout
+A data model (blissdata 2.x in `blissdata2.py`, BLISS 1.x in `legacy/`) turns its own Redis layout
 into these few reads. Positions and cursors are opaque to the watchers: each model decides what
 they hold (a stream id, several, a sequence number...). Every method only reads, and batches what
 it can into one round trip: the watchers call each of them once per cycle for every scan concerned.
