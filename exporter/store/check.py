@@ -7,11 +7,8 @@ from typing import Collection, Iterable, Mapping
 
 import redis
 
-from .batch import run_batch
+from .batch import Command, Reply, run_batch
 from .errors import CONNECTION_ERRORS, DataStoreError, DataStoreUnavailable, describe_error, error_code
-
-#: A command and its arguments, as Redis takes them.
-Command = tuple[str, ...]
 
 #: Probes of a key that may not exist yet (XINFO STREAM of a missing key is an error reply).
 MAY_BE_MISSING = frozenset({"xinfo|stream"})
@@ -24,7 +21,7 @@ def acl_rules(commands: Iterable[str]) -> tuple[str, ...]:
 
 def probe_commands(client: redis.Redis[bytes], probes: Mapping[str, Command], *, wrong_type: str,
                    unknown_means: str | None = None, unavailable: Collection[str] = ("NOPERM",),
-                   signs: Mapping[str, tuple[Command, str]] | None = None) -> dict[str, object]:
+                   signs: Mapping[str, tuple[Command, str]] | None = None) -> dict[str, Reply]:
     """Run every probe ({command as ACL names it: its probe}) in one round trip; their replies, or the
     first failure raised as one line.
 

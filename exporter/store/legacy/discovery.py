@@ -46,7 +46,7 @@ class Discovery:
         """`sessions`: glob patterns of the sessions to follow (empty: every session)."""
         self.redis = client
         self.sessions = sessions
-        self._created: BoundedDict = BoundedDict(10000)  # scan key -> NEW_NODE id
+        self._created: BoundedDict[str, str] = BoundedDict(10000)  # scan key -> NEW_NODE id
         self._gone: dict[str, str] = {}  # listed nodes without a hash, found by the last walk
         self._proposals: set[str] = set()  # db_names of proposal nodes met while following containers
 
