@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench import cpu_seconds  # noqa: E402
+from benchmarks.procfs import cpu_seconds  # noqa: E402
 from tests.helpers import ExporterProcess, wait_until  # noqa: E402
 from tests.legacy_fixtures import LEGACY_PYTHON, LegacyPublisher, LegacyRedis  # noqa: E402
 

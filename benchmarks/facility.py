@@ -38,28 +38,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.devtools.redis_stack import RedisStackServer  # noqa: E402
+from benchmarks.procfs import cpu_seconds, rss_bytes  # noqa: E402
+from exporter.devtools.redis_stack import RedisStackServer, free_port  # noqa: E402
 from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan  # noqa: E402
 from tests.helpers import ExporterProcess, parse_metrics, wait_until  # noqa: E402
 from tests.prometheus import AGENT_FLAGS, Prometheus, VictoriaMetrics  # noqa: E402
 
 FACILITY = ROOT / "deploy" / "facility"
-CLK_TCK = 100
 
 
-# -- processes ------------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
+# -- disk, configurations, query results ----------------------------------------------------------
 def du_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -113,7 +101,6 @@ def outage(a, work: Path) -> int:
     central_dir, vm_dir = work / "central", work / "vm"
     central_dir.mkdir()
     vm_dir.mkdir()
-    from exporter.devtools.redis_stack import free_port
     central_port, vm_port = free_port(), free_port()
 
     def start_central():
@@ -177,7 +164,7 @@ def outage(a, work: Path) -> int:
         restarted = time.time()
         wait_until(central_match, 900, 1.0, "central stores caught up after the outage")
         caught_up = time.time() - restarted
-        rss = {b: rss_mib(agents[b][0].proc.pid) for b in beamlines}
+        rss = {b: rss_bytes(agents[b][0].proc.pid) / 2**20 for b in beamlines}
         # every minute of the outage: 4 scrapes (15 s) of `up` per beamline, on both stores
         gaps = []
         minute = down_at + 60
@@ -270,13 +257,13 @@ def sizing(a, work: Path) -> int:
         cpu0, t0 = cpu_seconds(pid), time.time()
         time.sleep(20)
         idle_ms = (cpu_seconds(pid) - cpu0) / (time.time() - t0) * 1000
-        rss0, cpu0, t0 = rss_mib(pid), cpu_seconds(pid), time.time()
+        rss0, cpu0, t0 = rss_bytes(pid) / 2**20, cpu_seconds(pid), time.time()
         for i in range(a.scans):
             publish_scan(store, ScanSpec(session="id00_main", number=1000 + i, npoints=5, count_time=0.01, batch=5))
         wait_until(lambda: exporter.value("bliss_scans_ended_total", session="id00_main", scan_type="loopscan",
                                           end_reason="SUCCESS") >= a.scans + 1, 300, 0.5, "every scan ended")
         busy = cpu_seconds(pid) - cpu0 - idle_ms / 1000 * (time.time() - t0)
-        rss1 = rss_mib(pid)
+        rss1 = rss_bytes(pid) / 2**20
         day = busy / a.scans * a.scans_per_day + idle_ms / 1000 * 86400
         print(f"\n| exporter over {a.scans} short scans | figure |")
         print("|---|---:|")
@@ -323,9 +310,9 @@ def sizing(a, work: Path) -> int:
                 cpu = cpu_seconds(server.proc.pid) - start[server]
                 disk = du_bytes(d / ("tsdb" if server is central else "data"))
                 total_samples = received[server]
-                print(f"| {count} | {series:.0f} | {appended / elapsed:.0f} | {name} | {rss_mib(server.proc.pid):.0f} MiB | "
+                print(f"| {count} | {series:.0f} | {appended / elapsed:.0f} | {name} | {rss_bytes(server.proc.pid) / 2**20:.0f} MiB | "
                       f"{cpu / max(appended, 1) * 1000 * 1000:.2f} ms | {disk / max(total_samples, 1) * 1e6 / 2**20:.1f} MiB | "
-                      f"{rss_mib(agent.proc.pid):.0f} MiB | {wal / max(appended, 1) * 1e6 / 2**20:.1f} MiB |", flush=True)
+                      f"{rss_bytes(agent.proc.pid) / 2**20:.0f} MiB | {wal / max(appended, 1) * 1e6 / 2**20:.1f} MiB |", flush=True)
             for server in servers:
                 server.stop()
             servers.clear()

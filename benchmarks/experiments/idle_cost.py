@@ -19,7 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench import Bench, parse_args, publisher, wait_for  # noqa: E402
+from benchmarks.bench.cli import parse_args  # noqa: E402
+from benchmarks.bench.run import Bench  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
 
 
 def main() -> int:
@@ -36,10 +38,9 @@ def main() -> int:
         c0 = bench.exporter.cpu()
         time.sleep(a.seconds)
         idle = (bench.exporter.cpu() - c0) / a.seconds
-        hold = bench.child(publisher("hold", "hold", bench.url, bench.workdir, session="idle", scans=a.scans,
-                                     streams=a.streams, events=1, points=1))
+        hold = bench.start_publisher("hold", "hold", session="idle", scans=a.scans, streams=a.streams, events=1, points=1)
         hold.expect("READY")
-        wait_for(lambda: bench.counts("idle")["active"] == a.scans, 30, 0.2, "scans seen")
+        wait_until(lambda: bench.counts("idle")["active"] == a.scans, 30, 0.2, "scans seen")
         time.sleep(2.0)
         c0 = bench.exporter.cpu()
         time.sleep(a.seconds)

@@ -1,0 +1,1 @@
+"""The exporter's benchmarks and experiments, run as modules from the repository root (`python -m benchmarks.bench`)."""
