@@ -1,13 +1,13 @@
 """Legacy (BLISS 1.x) benchmark: the exporter and the published watcher on blissdata 0.3.1, same workload.
 
-    .venv/bin/python benchmarks/bench_legacy.py [--scans 20] [--counters 4] [--points 500] [--batch 1]
+    .venv/bin/python -m benchmarks.bench_legacy [--scans 20] [--counters 4] [--points 500] [--batch 1]
                                                 [--point-delay 0] [--sequences 2]
 
-Starts a plain redis-server (tests/legacy_fixtures.LegacyRedis), the exporter (`--data-model auto`, given
-the data Redis without a database, as Beacon gives it) and benchmarks/seed_watcher_legacy.py (in
-.venv-legacy, waiting for READY), then tests/legacy/publish.py with the workload, and prints the
-publisher's truth next to what each counted, and the three processes' CPU (/proc for the exporter,
-getrusage for the others) measured in the same run.
+from the repository root. Starts a plain redis-server (tests/legacy_fixtures.LegacyRedis), the exporter
+(`--data-model auto`, given the data Redis without a database, as Beacon gives it) and
+benchmarks/seed_watcher_legacy.py (in .venv-legacy, waiting for READY), then tests/legacy/publish.py
+with the workload, and prints the publisher's truth next to what each counted, and the three
+processes' CPU (/proc for the exporter, getrusage for the others) measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.procfs import cpu_seconds  # noqa: E402
-from tests.helpers import ExporterProcess, wait_until  # noqa: E402
-from tests.legacy_fixtures import LEGACY_PYTHON, LegacyPublisher, LegacyRedis  # noqa: E402
+from benchmarks.procfs import cpu_seconds
+from tests.helpers import ExporterProcess, wait_until
+from tests.legacy_fixtures import LEGACY_PYTHON, ROOT, LegacyPublisher, LegacyRedis
 
 
 def workload(a) -> dict:
@@ -53,9 +50,9 @@ def main(argv=None) -> int:
     LegacyPublisher({"redis_url": server.url, "session": "bench_session",
                      "scans": [{"type": "ct", "npoints": 1, "counters": ["diode1"]}]}, tmp).finish()
     n_ended = a.scans + 3 * a.sequences
-    watcher = subprocess.Popen([str(LEGACY_PYTHON), str(ROOT / "benchmarks" / "seed_watcher_legacy.py"),
+    watcher = subprocess.Popen([str(LEGACY_PYTHON), "-m", "benchmarks.seed_watcher_legacy",
                                 "--redis-url", server.url, "--session", "bench_session", "--scans", str(n_ended),
-                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     exporter = ExporterProcess(["--redis-url", f"redis://127.0.0.1:{server.port}", "--session", "bench_session",
                                 "--poll-interval", "0.5"], tmp)
     try:

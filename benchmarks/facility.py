@@ -1,7 +1,9 @@
 """Facility scale, measured: a long central-store outage, and the figures of the sizing table.
 
-    python benchmarks/facility.py outage [--minutes 10] [--scan-every 2]
-    python benchmarks/facility.py sizing [--scans 5000] [--active 1,10,100] [--beamlines 10,50,200]
+    python -m benchmarks.facility outage [--minutes 10] [--scan-every 2]
+    python -m benchmarks.facility sizing [--scans 5000] [--active 1,10,100] [--beamlines 10,50,200]
+
+from the repository root.
 
 Real servers from Debian's packages on 127.0.0.1 (prometheus 2.42, victoria-metrics 1.79), real
 exporters (`python -m exporter`) on real Redis Stacks, scans published through blissdata. Prints
@@ -35,15 +37,13 @@ from pathlib import Path
 import requests
 import yaml
 
+from benchmarks.procfs import cpu_seconds, rss_bytes
+from exporter.devtools.redis_stack import RedisStackServer, free_port
+from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan
+from tests.helpers import ExporterProcess, parse_metrics, wait_until
+from tests.prometheus import AGENT_FLAGS, Prometheus, VictoriaMetrics
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.procfs import cpu_seconds, rss_bytes  # noqa: E402
-from exporter.devtools.redis_stack import RedisStackServer, free_port  # noqa: E402
-from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan  # noqa: E402
-from tests.helpers import ExporterProcess, parse_metrics, wait_until  # noqa: E402
-from tests.prometheus import AGENT_FLAGS, Prometheus, VictoriaMetrics  # noqa: E402
-
 FACILITY = ROOT / "deploy" / "facility"
 
 

@@ -1,13 +1,13 @@
 """Run the exporter (same arguments as `python -m exporter`) under cProfile, timed in CPU seconds.
 
-    python benchmarks/profile_exporter.py PREFIX --redis-url ... --listen-address ...
+    python -m benchmarks.profile_exporter PREFIX --redis-url ... --listen-address ...
 
 The profiler is off at start. SIGUSR1 starts it, SIGUSR2 stops it and writes the profile to
 PREFIX.<n> (n = 1, 2, ...), in pstats format with process CPU time as timer (idle waits cost
-nothing). bench.py --profile PREFIX does this around each phase and renames the files to
-PREFIX.<phase>.prof. Read them with `python -m pstats FILE` (sort tottime). Greenlet switches make
-the call tree approximate; the per-function own times (tottime) are reliable. The profiler's own
-overhead inflates the exporter's CPU figures of a profiled run.
+nothing). `python -m benchmarks.bench --profile PREFIX` does this around each phase and renames
+the files to PREFIX.<phase>.prof. Read them with `python -m pstats FILE` (sort tottime). Greenlet
+switches make the call tree approximate; the per-function own times (tottime) are reliable. The
+profiler's own overhead inflates the exporter's CPU figures of a profiled run.
 """
 
 import cProfile

@@ -1,6 +1,6 @@
-"""Benchmark publisher: writes scans through blissdata's own API as fast as it can (a child of bench.py).
+"""Benchmark publisher: writes scans through blissdata's own API as fast as it can (a child of benchmarks.bench).
 
-Modes (all talk to bench.py by lines on stdin/stdout, so that bench.py can read every process's CPU
+Modes (all talk to the benchmark by lines on stdin/stdout, so that it can read every process's CPU
 time at the same instants):
 
   workload  READY, wait for a line, publish --scans scans (--concurrent at a time, each with --streams
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
             pool.spawn(pub.publish, truth)
         pool.join(raise_error=True)
         say("TRUTH", truth_json(truth, wall=time.time() - t0, self_cpu=time.process_time() - c0))
-        wait_line()  # bench.py reads our CPU time, then closes stdin
+        wait_line()  # the benchmark reads our CPU time, then closes stdin
         return 0
 
     if a.mode == "short":

@@ -2,7 +2,7 @@
 
 Run in the legacy venv (scripts/bootstrap.sh --test creates .venv-legacy):
 
-    .venv-legacy/bin/python benchmarks/seed_watcher_legacy.py --redis-url redis://127.0.0.1:PORT/1 \\
+    .venv-legacy/bin/python -m benchmarks.seed_watcher_legacy --redis-url redis://127.0.0.1:PORT/1 \\
         --session demo_session [--scans N | --duration S] [--result FILE] [--quiet]
 
 The design (shared/seed/blissdata-low-level-api.txt) is kept as published:

@@ -1,6 +1,6 @@
-"""Summarise a `py-spy record --format raw` file (bench.py --py-spy): where the exporter's CPU goes.
+"""Summarise a `py-spy record --format raw` file (benchmarks.bench --py-spy): where the exporter's CPU goes.
 
-    python benchmarks/spy_summary.py PREFIX.throughput.txt [--top 25]
+    python -m benchmarks.spy_summary PREFIX.throughput.txt [--top 25]
 
 Prints the share of samples (1) inclusive, by the exporter function that is on the stack
 (innermost exporter frame: what the exporter was doing), (2) inclusive, by library (any frame of

@@ -15,9 +15,9 @@ legacy_publish = legacy_fixtures.legacy_publish
 
 def test_seed_watcher_runs_on_a_session_with_a_sequence(legacy_redis, legacy_publish, tmp_path):
     result = tmp_path / "seed.json"
-    proc = subprocess.Popen([str(LEGACY_PYTHON), str(ROOT / "benchmarks" / "seed_watcher_legacy.py"),
+    proc = subprocess.Popen([str(LEGACY_PYTHON), "-m", "benchmarks.seed_watcher_legacy",
                              "--redis-url", legacy_redis.url, "--scans", "4", "--quiet", "--result", str(result)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout.readline().strip() == "READY"
         pub = legacy_publish({"scans": [

@@ -5,8 +5,8 @@ is attributed to the innermost `exporter/` frame on the stack (e.g. DataStoreSou
 and the commands it carried are counted too. The counts are written as JSON to $ROUND_TRIPS_FILE
 every second (and at exit). Divide by the scans of a run to get round trips per scan:
 
-    ROUND_TRIPS_FILE=/tmp/rt.json python benchmarks/bench.py --skip memory --skip latency \\
-        --no-baseline --scans 200 --exporter-command "python benchmarks/experiments/count_round_trips.py"
+    ROUND_TRIPS_FILE=/tmp/rt.json python -m benchmarks.bench --skip memory --skip latency \\
+        --no-baseline --scans 200 --exporter-command "python -m benchmarks.experiments.count_round_trips"
 
 The instrumentation costs CPU: do not read the exporter's CPU figures of such a run.
 """

@@ -1,6 +1,6 @@
 """Micro-experiment: the exporter's CPU per second when nothing happens, and with scans open but quiet.
 
-    python benchmarks/experiments/idle_cost.py [--seconds 10] [--scans 4] [--streams 8]
+    python -m benchmarks.experiments.idle_cost [--seconds 10] [--scans 4] [--streams 8]
 
 The time-proportional part of the exporter's cost (polls, blocking reads timing out, health checks):
 what phase A's data-heavy figure is made of when the publisher's own cost per second is fixed.
@@ -14,14 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.bench.cli import parse_args  # noqa: E402
-from benchmarks.bench.run import Bench  # noqa: E402
-from tests.helpers import wait_until  # noqa: E402
+from benchmarks.bench.cli import parse_args
+from benchmarks.bench.run import Bench
+from tests.helpers import wait_until
 
 
 def main() -> int:
@@ -29,7 +25,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--scans", type=int, default=4)
     p.add_argument("--streams", type=int, default=8)
-    p.add_argument("--exporter-command", help="as bench.py's: another exporter launcher (e.g. short_levers_exporter.py)")
+    p.add_argument("--exporter-command", help="as benchmarks.bench's: another exporter launcher")
     a = p.parse_args()
     bench = Bench(parse_args(["--no-baseline"] + (["--exporter-command", a.exporter_command] if a.exporter_command else [])))
     try:

@@ -1,6 +1,6 @@
 """Experiments behind docs/legacy-model.md, on a plain redis-server and the genuine-layout publisher.
 
-    .venv/bin/python benchmarks/experiments/legacy_model.py        # prints each experiment's findings
+    .venv/bin/python -m benchmarks.experiments.legacy_model        # prints each experiment's findings
 
 Each experiment starts a fresh plain Redis (tests/legacy_fixtures.LegacyRedis), publishes with
 tests/legacy/publish.py in .venv-legacy and reads the store with redis-py the read-only way the note
@@ -17,11 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from exporter.store.legacy.unpickler import loads  # noqa: E402
-from tests.legacy_fixtures import LEGACY_PYTHON, LegacyPublisher, LegacyRedis  # noqa: E402
+from exporter.store.legacy.unpickler import loads
+from tests.legacy_fixtures import LEGACY_PYTHON, ROOT, LegacyPublisher, LegacyRedis
 
 SCANS = "demo_session:tmp:scans"
 TMP = Path("/tmp") / "legacy-model-experiments"
@@ -155,9 +152,9 @@ def e6_walker_writes():
         r.config_resetstat()
         proc = None
         if with_walker:
-            proc = subprocess.Popen([str(LEGACY_PYTHON), str(ROOT / "benchmarks" / "seed_watcher_legacy.py"),
+            proc = subprocess.Popen([str(LEGACY_PYTHON), "-m", "benchmarks.seed_watcher_legacy",
                                      "--redis-url", s.url, "--scans", "3", "--quiet"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
             assert proc.stdout.readline().strip() == "READY"
         pub = publish(s, spec)
         if proc is not None:

@@ -1,6 +1,6 @@
 """Micro-benchmark: CPU time of one Redis round trip through redis-py under gevent, as the exporter makes them.
 
-    python benchmarks/experiments/redis_call_cost.py [--n 3000]
+    python -m benchmarks.experiments.redis_call_cost [--n 3000]
 
 Starts a private Redis Stack, writes one stream shaped like a blissdata numeric stream, then times
 (process CPU time, this process only, so a busy machine does not matter) each way of calling:
@@ -16,9 +16,6 @@ import argparse  # noqa: E402
 import io  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import redis  # noqa: E402
 

@@ -1,9 +1,9 @@
 """Micro-experiment: the watchers' CPU per short scan, in this process, with no waiting and no other load.
 
-    python benchmarks/experiments/watcher_cost.py [--scans 400] [--rounds 5] [--batch 40]
+    python -m benchmarks.experiments.watcher_cost [--scans 400] [--rounds 5] [--batch 40]
 
 Publishes --scans closed short scans (3 float64 channels x 10 points, one point per send, as phase S
-of bench.py) into a private Redis Stack, then, --rounds times, has a fresh exporter (exporter.app's
+of benchmarks.bench) into a private Redis Stack, then, --rounds times, has a fresh exporter (exporter.app's
 own wiring, connected as at start-up, log lines to /dev/null) discover them from the scan history
 --batch at a time and follow each to its end: SessionWatcher.step then ScanWatcher.step, both
 non-blocking. Prints the CPU per scan (median of the rounds) and checks the counts are exact. What
@@ -22,9 +22,6 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
