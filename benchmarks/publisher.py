@@ -22,7 +22,7 @@ time at the same instants):
             which scan.close() returned ("CLOSED <time>"); any other line: close the rest, print
             the truth.
 
-The truth is the sum of exporter.simulator.Truth: the exact events a correct watcher must count.
+The truth is the sum of exporter.devtools.simulator.Truth: the exact events a correct watcher must count.
 """
 
 from gevent import monkey
