@@ -681,3 +681,34 @@ def test_the_double_never_waits_and_ids_its_entries_in_the_store_clock(source):
     assert read == {scan.state_key: [(f"{ms}-1", State.STARTED)]}
     assert source.read_states({scan.state_key: f"{ms}-1"}, block_ms=60_000) == {}
     assert source.new_scans(source.anchor(), block_ms=60_000).keys == []
+
+
+def test_a_sequence_referencing_its_own_parent_is_a_bad_reference_never_a_cycle(source, watched, logs):
+    """An inner sequence (group: the outer one) whose SUBSCANS names the outer one: linking it would make a cycle."""
+    outer = source.create_scan(SEQUENCE.like(number=1))
+    outer.prepare()
+    outer.start()
+    inner = source.create_scan(SEQUENCE.like(number=2, group=outer.key))
+    inner.prepare()
+    outer.reference(inner)
+    inner.start()
+    watched.cycle()
+    assert watched.scans.active[inner.key].parent.key == outer.key
+    inner.reference(outer)  # its parent, as a child
+    source.clock.advance(1)
+    watched.cycle()
+    assert watched.last_event("1_sequence") == watched.last_event("2_sequence") == source.clock()
+    for sequence in (inner, outer):
+        sequence.stop()
+        sequence.close()
+    watched.settle()
+    assert watched.value("bliss_exporter_sequence_errors_total", reason="bad_reference") == 1
+    assert watched.value("bliss_exporter_sequence_errors_total", reason="bad_group") == 0
+    (error,) = logs.lines("sequence_error")
+    assert (error["scan"], error["reason"]) == ("2_sequence", "bad_reference")
+    assert error["detail"] == f"SUBSCANS entry 0-1: {outer.key} is this sequence or one of its parents"
+    assert watched.ended() == {("SUCCESS", "sequence", "sequence"): 2}
+    assert watched.counted() == counts(new_node=2 + 2, new_data=1 + 1, prepared_scan=2, start_scan=2, stop_scan=2, end_scan=2)
+    ends = {line["scan"]: line for line in logs.lines("scan_end")}
+    assert (ends["1_sequence"]["subscans"], ends["2_sequence"]["subscans"]) == (1, 0)
+    assert ends["2_sequence"]["sequence"] == "1_sequence"
