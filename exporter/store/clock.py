@@ -20,10 +20,6 @@ class StoreClock:
         self.started_local = clock()  # the exporter's start, in the local clock
         self.offset: float | None = None  # store time - local time, once measured
 
-    @property
-    def synced(self) -> bool:
-        return self.offset is not None
-
     def sync(self, server_time: Callable[[], float]) -> None:
         """Measure the offset once (the first connection): `server_time()` is Redis TIME in seconds."""
         if self.offset is not None:
