@@ -68,16 +68,6 @@ def parse_streams(key: str, models: Any) -> dict[str, tuple[str, StreamKind]]:
         raise ScanInvalid(f"{key}: data_streams: {type(exc).__name__}: {exc}") from None
 
 
-def scan_sequence_streams(models: object) -> list[str]:
-    """Redis keys of the data stream models whose info names blissdata's `scan_sequence` plugin."""
-    keys: list[str] = []
-    for model in (models.values() if isinstance(models, dict) else ()):
-        info = model.get("info") if isinstance(model, dict) else None
-        if isinstance(info, dict) and info.get("plugin") == "scan_sequence" and model.get("pk"):
-            keys.append(STREAM_PREFIX + str(model["pk"]))
-    return keys
-
-
 def parse_reference(fields: Mapping[bytes, bytes]) -> tuple[str | None, str]:
     """(child scan key, "") of one SUBSCANS entry, or (None, the problem)."""
     payload = fields.get(b"payload")
