@@ -85,7 +85,7 @@ class _Connection:
         self.evicted = False
 
 
-#: What gevent answers to unparsable requests (its own private constant, not relied upon).
+#: What gevent answers to unparsable requests (a copy of its private pywsgi._BAD_REQUEST_RESPONSE: docs/dependencies.md).
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-length: 0\r\n\r\n"
 
 
@@ -178,7 +178,7 @@ class HttpServer(WSGIServer):
             self._warn("http_accept_failed", error=f"{type(exc).__name__}: {exc}", open_connections=self._open)
             self._evict()  # frees a descriptor for the next try
             self.stop_accepting()
-            gevent.spawn_later(self.ACCEPT_BACKOFF, self._start_accepting_if_started)
+            gevent.spawn_later(self.ACCEPT_BACKOFF, self._start_accepting_if_started)  # private: docs/dependencies.md
             return None
         if accepted and self._open - self._closing >= self.max_connections and not self._evict():
             accepted[0].close()  # every connection is busy with a request: refuse this one
@@ -188,7 +188,7 @@ class HttpServer(WSGIServer):
     def do_handle(self, sock, address):
         self._open += 1
         try:
-            self._spawn(self._serve, self._handle, sock, address)
+            self._spawn(self._serve, self._handle, sock, address)  # private (_handle wraps TLS): docs/dependencies.md
         except BaseException:
             self._open -= 1
             sock.close()
