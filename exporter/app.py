@@ -16,6 +16,7 @@ from .sinks.events import ScanLost, SinkChain
 from .sinks.logs import LogSink
 from .sinks.metrics import ExporterMetrics
 from .store import DataStoreError, DataStoreSource, normalize_redis_url, redact_url
+from .store.base import Source
 from .store.beacon import data_store_url
 from .store.clock import StoreClock
 from .store.detect import choose_model
@@ -44,7 +45,7 @@ class Exporter:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.sessions = SessionFilter(config.sessions)
         self.datastore = redact_url(config.redis_url) if config.redis_url else f"beacon://{config.beacon_host}"
-        self.source: DataStoreSource | None = None  # the health check's connection, once connected
+        self.source: Source | None = None  # the health check's connection, once connected
         self.scan_watcher: ScanWatcher | None = None
         self.health = Health(self.registry)
         self.view = ExporterView(
