@@ -44,22 +44,22 @@ class Supervisor:
         self.wait_until_usable = wait_until_usable
         self.healthy_after = healthy_after
 
-    def run(self, name: str, part: Callable, once: bool = False):
+    def run(self, name: Part, part: Callable, once: bool = False):
         """Run `part` forever (or until it returns, if `once`, giving its result), retrying with backoff."""
-        name = str(name)  # a Part: a plain string in log lines, labels and /readyz
+        label = str(name)  # a plain string in log lines, labels and /readyz
         backoff = Backoff()
         while True:
-            healthy = None if once else gevent.spawn_later(self.healthy_after, self._healthy, name, backoff)
+            healthy = None if once else gevent.spawn_later(self.healthy_after, self._healthy, label, backoff)
             try:
                 result = part()
                 if once:
-                    self.health.part_ok(name)
+                    self.health.part_ok(label)
                     return result
                 raise RuntimeError("returned, but a watcher runs forever")
             except gevent.GreenletExit:
                 raise
             except (Exception, gevent.Timeout) as exc:  # never let the supervisor die
-                self.failed(name, exc)
+                self.failed(label, exc)
             finally:
                 if healthy is not None:
                     healthy.kill(block=False)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis._parsers.base import BaseParser
 
 from exporter.health import Health
+from exporter.parts import Part
 from exporter.supervisor import Backoff, Supervisor
 
 
@@ -40,7 +41,7 @@ def test_a_part_failing_twice_in_a_row_makes_readiness_fail_until_it_runs_health
             raise KeyError("boom")  # a bug, not the data store
         gevent.sleep(60)
 
-    greenlet = gevent.spawn(supervisor.run, "scan_watcher", part)
+    greenlet = gevent.spawn(supervisor.run, Part.SCAN_WATCHER, part)
     try:
         until(lambda: len(calls) >= 1 and registry.get_sample_value(
             "bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) == 1)
@@ -78,7 +79,7 @@ def test_an_error_reply_meaning_unavailable_marks_the_store_down_with_its_reason
             raise busy
         gevent.sleep(60)
 
-    greenlet = gevent.spawn(supervisor.run, "session_watcher", part)
+    greenlet = gevent.spawn(supervisor.run, Part.SESSION_WATCHER, part)
     try:
         until(lambda: registry.get_sample_value("bliss_datastore_up") == 0)
         assert health.reason.startswith("BUSY Redis is busy running a script")
@@ -97,7 +98,7 @@ def test_start_up_returns_what_it_made_once_it_succeeds():
             raise ConnectionRefusedError(111, "Connection refused")
         return "watchers"
 
-    assert supervisor.run("startup", connect, once=True) == "watchers"
+    assert supervisor.run(Part.STARTUP, connect, once=True) == "watchers"
     assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "startup"}) == 2
 
 
@@ -115,7 +116,7 @@ def test_a_watcher_stopped_by_a_busy_store_marks_it_down_but_has_not_failed():
             raise busy
         gevent.sleep(60)
 
-    greenlet = gevent.spawn(supervisor.run, "scan_watcher", part)
+    greenlet = gevent.spawn(supervisor.run, Part.SCAN_WATCHER, part)
     try:
         until(lambda: len(calls) >= 4)
         assert registry.get_sample_value("bliss_exporter_watcher_errors_total", {"watcher": "scan_watcher"}) is None
