@@ -20,10 +20,10 @@ import json
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Collection, Concatenate, Mapping, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Concatenate, Mapping, ParamSpec, TypeVar
 
 from exporter.model import State, stream_id_time
-from exporter.store.base import REFERENCE_KIND, Closing, Lifetime, NewScans, ScanStreams
+from exporter.store.base import REFERENCE_KIND, Closing, Lifetime, NewScans, ScanStreams, Source
 from exporter.store.documents import SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_reference, parse_scan_document, parse_streams
 from exporter.store.errors import KeyReadError, ScanGone, ScanInvalid
 from exporter.store.streams import StreamKind, StreamStats, id_tuple
@@ -56,15 +56,16 @@ class ReferenceScan:
     entries and points of each channel, and the payloads of its SUBSCANS entries (a sequence)."""
 
     key: str
-    document: dict
+    document: dict[str, Any]
     data: dict[str, tuple[int, int]]  # channel -> (data entries, points)
     references: list[bytes] = field(default_factory=list)
 
     @property
     def end_reason(self) -> str | None:
-        return self.document["info"].get("end_reason")
+        end_reason: str | None = self.document["info"].get("end_reason")
+        return end_reason
 
-    def like(self, session: str | None = None, number: int | None = None, pk: str | None = None, **info) -> ReferenceScan:
+    def like(self, session: str | None = None, number: int | None = None, pk: str | None = None, **info: object) -> ReferenceScan:
         """Another scan of the same shape: new keys (scan, state and data streams; `pk`: the scan's, to order
         scan keys), maybe another session, number or info (`group=None` removes a field)."""
         document = copy.deepcopy(self.document)
@@ -103,8 +104,7 @@ Result = TypeVar("Result")
 def _read(method: Callable[Concatenate[MemorySource, Args], Result]) -> Callable[Concatenate[MemorySource, Args], Result]:
     """A read of the Source: what the test set to happen right after it (`MemorySource.after`) happens when
     it returns to the watcher (not when another read uses it)."""
-    @functools.wraps(method)
-    def read(self: MemorySource, *args: Args.args, **kwargs: Args.kwargs) -> Result:
+    def read(self: MemorySource, /, *args: Args.args, **kwargs: Args.kwargs) -> Result:
         self.reading += 1
         try:
             result = method(self, *args, **kwargs)
@@ -114,6 +114,7 @@ def _read(method: Callable[Concatenate[MemorySource, Args], Result]) -> Callable
             for action in self.pending.pop(method.__name__, ()):
                 action()
         return result
+    functools.update_wrapper(read, method)
     return read
 
 
@@ -134,7 +135,7 @@ class MemorySource:
         self.deleted: set[str] = set()  # keys expiring within 10 s (blissdata's delete_scan): deleted
         self.states: dict[str, list[tuple[str, State | None]]] = {}  # state stream -> entries (None: no state field)
         self.streams: dict[str, StreamStats] = {}  # data stream -> its XINFO counters (absent until written)
-        self.entries: dict[str, list[tuple[str, dict]]] = {}  # reference stream -> its entries' fields
+        self.entries: dict[str, list[tuple[str, dict[bytes, bytes]]]] = {}  # reference stream -> its entries' fields
         self.not_streams: set[str] = set()  # keys that exist as something else than a stream
         self.history: list[tuple[str, str]] = []  # the scan history: (entry id, scan key)
         self.history_added = 0  # entries ever added to it
@@ -359,7 +360,7 @@ class MemorySource:
         if saved is not None:
             stats.saved = saved
 
-    def add_reference(self, stream_key: str, fields: dict) -> str:
+    def add_reference(self, stream_key: str, fields: dict[bytes, bytes]) -> str:
         """One SUBSCANS entry (`{b"payload": ...}`), with blissdata's id `<index>-1`."""
         entries = self.entries.setdefault(stream_key, [])
         entry_id = f"{len(entries)}-1"
@@ -415,10 +416,11 @@ class MemoryScan:
 
     @property
     def number(self) -> int:
-        return self.scan.document["id"]["number"]
+        number: int = self.scan.document["id"]["number"]
+        return number
 
     @property
-    def document(self) -> dict:
+    def document(self) -> dict[str, Any]:
         """Its document in the store now (a dict: as published, not made malformed)."""
         document = self.source.documents[self.key]
         assert isinstance(document, dict)
@@ -455,7 +457,7 @@ class MemoryScan:
         payload = json.dumps({"key": key, "scan_number": number}).encode()
         return self.add_reference({b"payload": payload})
 
-    def add_reference(self, fields: dict) -> str:
+    def add_reference(self, fields: dict[bytes, bytes]) -> str:
         """Any entry on its SUBSCANS stream (a malformed one too)."""
         (stream_key,) = [self.stream_keys[name] for name, (_, kind) in
                          parse_streams(self.key, self.scan.document["data_streams"]).items() if kind == REFERENCE_KIND]
@@ -503,3 +505,7 @@ class MemoryScan:
         """Its keys gone (the deletion's TTL passed, or evicted): document, state stream, data streams."""
         for key in (self.key, self.state_key, *self.stream_keys.values()):
             self.source.delete_key(key)
+
+
+if TYPE_CHECKING:  # mypy checks the double against the protocol the watchers use, signature by signature
+    _: Source = MemorySource()
