@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import gevent
 import structlog
@@ -12,9 +13,9 @@ from . import __version__
 from .config import Config
 from .health import Health
 from .parts import Part
-from .sinks.events import ScanLost, SinkChain
+from .sinks.events import ScanLost, Sink, SinkChain
 from .sinks.logs import LogSink
-from .sinks.metrics import ExporterMetrics
+from .sinks.metrics import DEFAULT_DURATION_BUCKETS, ExporterMetrics
 from .store import DataStoreError, DataStoreSource, normalize_redis_url, redact_url
 from .store.base import Source
 from .store.beacon import data_store_url
@@ -36,6 +37,36 @@ def _legacy(sessions):
     return lambda url, **kw: LegacySource(url, sessions=sessions, **kw)
 
 
+class Wiring:
+    """The sinks every event passes (metrics, log lines, read model) and, once connected, the watchers feeding them.
+
+    `taps`: sinks that see each event first (a test's recorder).
+    """
+
+    def __init__(self, registry: CollectorRegistry, view: ExporterView, duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS,
+                 taps: tuple[Sink, ...] = ()):
+        self.view = view
+        self.scan_watcher: ScanWatcher | None = None
+        self.session_watcher: SessionWatcher | None = None
+        self.metrics = ExporterMetrics(registry, view, duration_buckets=duration_buckets, read_until=self.read_until)
+        self.emit = SinkChain(*taps, self.metrics, LogSink(), view)
+
+    def watch(self, scans: Source, sessions: Source, session_filter: SessionFilter, store_clock: StoreClock,
+              poll_interval: float = 0.5, clock: Callable[[], float] = time.time) -> tuple[ScanWatcher, SessionWatcher]:
+        """New watchers reading `scans` and `sessions` (the exporter gives each a connection of its own) into the sinks."""
+        scan_watcher = ScanWatcher(scans, self.emit, poll_interval=poll_interval, clock=clock, store_clock=store_clock)
+        session_watcher = SessionWatcher(sessions, scan_watcher, self.emit, session_filter)
+        self.scan_watcher, self.session_watcher = scan_watcher, session_watcher
+        self.view.attach(lambda: scan_watcher.active.values())
+        return scan_watcher, session_watcher
+
+    def read_until(self) -> float:
+        """Store time up to which the watchers know every scan's creation and state changes."""
+        if self.scan_watcher is None or self.session_watcher is None:
+            return float("-inf")
+        return min(self.scan_watcher.read_until, self.session_watcher.read_until)
+
+
 class Exporter:
     """One exporter: its own registry, read model, watchers and HTTP server (several can share a process)."""
 
@@ -46,16 +77,13 @@ class Exporter:
         self.sessions = SessionFilter(config.sessions)
         self.datastore = redact_url(config.redis_url) if config.redis_url else f"beacon://{config.beacon_host}"
         self.source: Source | None = None  # the health check's connection, once connected
-        self.scan_watcher: ScanWatcher | None = None
         self.health = Health(self.registry)
         self.view = ExporterView(
             self.health, datastore=lambda: self.datastore, session_filter=str(self.sessions),
             stall_threshold=config.stall_threshold, stall_factor=config.stall_factor,
         )
-        self.metrics = ExporterMetrics(self.registry, self.view, duration_buckets=config.duration_buckets,
-                                       read_until=self._read_until)
-        self.emit = SinkChain(self.metrics, LogSink(), self.view)
-        self.supervisor = Supervisor(self.health, self.metrics.watcher_errors, lambda: self.datastore,
+        self.wiring = Wiring(self.registry, self.view, duration_buckets=config.duration_buckets)
+        self.supervisor = Supervisor(self.health, self.wiring.metrics.watcher_errors, lambda: self.datastore,
                                      self._wait_until_usable)
         app = Routes(self.registry, self.health, config.telemetry_path, status_page=StatusPage(self.view))
         self.wsgi = config.auth.wrap(app) if config.auth is not None else app
@@ -66,7 +94,6 @@ class Exporter:
         self._base_url: str | None = None  # the data Redis before the model's database is chosen
         self._watchers: list[gevent.Greenlet] = []
         self._restarting = False
-        self.session_watcher: SessionWatcher | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,7 +126,7 @@ class Exporter:
         session_watcher = self.supervisor.run(Part.STARTUP, self._connect, once=True)
         self._watchers = [
             gevent.spawn(self.supervisor.run, Part.SESSION_WATCHER, session_watcher.run),
-            gevent.spawn(self.supervisor.run, Part.SCAN_WATCHER, self.scan_watcher.run),
+            gevent.spawn(self.supervisor.run, Part.SCAN_WATCHER, self.wiring.scan_watcher.run),
             gevent.spawn(self.supervisor.run, Part.HEALTH, self._health_loop),
         ]
         self._greenlets += self._watchers
@@ -110,7 +137,7 @@ class Exporter:
         gevent.killall(self._watchers)
         self._greenlets = [g for g in self._greenlets if g not in self._watchers]
         for record in self.view.active_scans():  # they belonged to the other model's store
-            self.emit(ScanLost(record, "data model changed"))
+            self.wiring.emit(ScanLost(record, "data model changed"))
         self._restarting = False
         self._main()
 
@@ -128,21 +155,13 @@ class Exporter:
         source.check()
         self.store_clock.sync(source.server_time)  # once: the first connection
         # each watcher greenlet reads on a connection of its own (connected here, under supervision)
-        scan_watcher = ScanWatcher(
-            open_source(url, single_connection=True, on_stream_error=self.metrics.count_stream_error),
-            self.emit, poll_interval=self.config.poll_interval, store_clock=self.store_clock,
+        _, session_watcher = self.wiring.watch(
+            open_source(url, single_connection=True, on_stream_error=self.wiring.metrics.count_stream_error),
+            open_source(url, single_connection=True), self.sessions, self.store_clock, poll_interval=self.config.poll_interval,
         )
-        session_watcher = SessionWatcher(open_source(url, single_connection=True), scan_watcher, self.emit, self.sessions)
-        self.source, self.scan_watcher, self.session_watcher = source, scan_watcher, session_watcher
-        self.view.attach(lambda: scan_watcher.active.values())
+        self.source = source
         self.health.up(self.datastore)
         return session_watcher
-
-    def _read_until(self) -> float:
-        """Store time up to which the watchers know every scan's creation and state changes."""
-        if self.scan_watcher is None or self.session_watcher is None:
-            return float("-inf")
-        return min(self.scan_watcher.read_until, self.session_watcher.read_until)
 
     def _resolve_beacon(self) -> str:
         url = data_store_url(self.config.beacon_host)

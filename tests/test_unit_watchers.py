@@ -16,14 +16,12 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
+from exporter.app import Wiring
 from exporter.model import EventType, State
-from exporter.sinks.events import ScanEnded, SinkChain
-from exporter.sinks.logs import LogSink
-from exporter.sinks.metrics import ExporterMetrics
+from exporter.sinks.events import ScanEnded
 from exporter.store import KeyReadError
 from exporter.store.clock import StoreClock
 from exporter.view import ExporterView
-from exporter.watchers import ScanWatcher, SessionWatcher
 from exporter.watchers.session_watcher import SessionFilter
 
 from .memory_source import MemorySource, reference_scan
@@ -37,7 +35,7 @@ CHILDREN = reference_scan("06_loopscan_child1_SUCCESS"), reference_scan("07_loop
 
 
 class Watched:
-    """The exporter's watchers and sinks over a MemorySource, wired as app.Exporter wires them, stepped by the test.
+    """The exporter's watchers and sinks over a MemorySource, wired by app.Wiring as in the exporter, stepped by the test.
 
     Created when the exporter starts (its counters count from then on); `host_clock_behind`: how far the
     exporter host's clock is behind the data store's.
@@ -51,19 +49,9 @@ class Watched:
         self.store_clock.sync(source.server_time)
         self.registry = CollectorRegistry(auto_describe=True)
         self.events: list = []
-        self.scans: ScanWatcher | None = None
-        self.sessions: SessionWatcher | None = None
         self.view = ExporterView(SimpleNamespace(ready=True, reason=""), datastore=lambda: "memory", clock=local_clock)
-        metrics = ExporterMetrics(self.registry, self.view, read_until=self._read_until)
-        emit = SinkChain(self.events.append, metrics, LogSink(), self.view)
-        self.scans = ScanWatcher(source, emit, clock=local_clock, store_clock=self.store_clock)
-        self.sessions = SessionWatcher(source, self.scans, emit, SessionFilter(sessions))
-        self.view.attach(lambda: self.scans.active.values())
-
-    def _read_until(self) -> float:
-        if self.scans is None or self.sessions is None:
-            return float("-inf")
-        return min(self.scans.read_until, self.sessions.read_until)
+        wiring = Wiring(self.registry, self.view, taps=(self.events.append,))
+        self.scans, self.sessions = wiring.watch(source, source, SessionFilter(sessions), self.store_clock, clock=local_clock)
 
     def cycle(self) -> None:
         """One turn of each watcher's loop (the first one starts the session watcher), then a scrape."""

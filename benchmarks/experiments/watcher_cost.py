@@ -61,7 +61,7 @@ def one_round(url: str, scans: int, batch: int) -> float:
     # as at start-up; its watchers are then stepped here instead of by their greenlets
     exporter = Exporter(load_config(["--redis-url", url]))
     session = exporter._connect()
-    scan_watcher, metrics = exporter.scan_watcher, exporter.metrics
+    scan_watcher, metrics = exporter.wiring.scan_watcher, exporter.wiring.metrics
     session.position = (0, "0-0")
     started = time.process_time()
     seen = 0
