@@ -27,7 +27,6 @@ max(1, B/50) seconds: 4 to 15 times the default rate), their RSS, CPU per sample
 from __future__ import annotations
 
 import argparse
-import copy
 import shutil
 import sys
 import tempfile
@@ -35,55 +34,21 @@ import time
 from pathlib import Path
 
 import requests
-import yaml
 
 from benchmarks.procfs import cpu_seconds, rss_bytes
 from exporter.devtools.redis_stack import RedisStackServer, free_port
 from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan
 from tests.helpers import ExporterProcess, parse_metrics, wait_until
-from tests.prometheus import AGENT_FLAGS, Prometheus, VictoriaMetrics
-
-ROOT = Path(__file__).resolve().parents[1]
-FACILITY = ROOT / "deploy" / "facility"
+from tests.prometheus import AGENT_FLAGS, RULES, Prometheus, VictoriaMetrics, agent_config, central_config, start_central
 
 
-# -- disk, configurations, query results ----------------------------------------------------------
+# -- disk, query results --------------------------------------------------------------------------
 def du_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
-
-
-def agent_config(beamline: str, targets: list[str], writes: list[str], scrape_interval: str | None = None,
-                 beamlines: list[str] | None = None) -> dict:
-    """The shipped agent configuration; only addresses and the beamline changed (`beamlines`: one target
-    per simulated beamline, each labelled as that beamline instead of the external label)."""
-    config = yaml.safe_load((FACILITY / "beamline-agent.yml").read_text())
-    config["global"]["external_labels"]["beamline"] = beamline
-    if scrape_interval:
-        config["global"].update(scrape_interval=scrape_interval, scrape_timeout=scrape_interval)
-    job = config["scrape_configs"][0]
-    if beamlines:
-        config["global"]["external_labels"].pop("beamline")
-        job["static_configs"] = [{"targets": targets, "labels": {"beamline": b}} for b in beamlines]
-        # one exporter stands for every beamline: the same target address, one job per beamline
-        config["scrape_configs"] = [dict(copy.deepcopy(job), job_name=f"bliss-exporter-{b}",
-                                         static_configs=[{"targets": targets, "labels": {"beamline": b}}])
-                                    for b in beamlines]
-    else:
-        job["static_configs"][0]["targets"] = targets
-    shipped = config["remote_write"][0]
-    config["remote_write"] = [dict(copy.deepcopy(shipped), url=url) for url in writes]
-    return config
-
-
-def central_config() -> dict:
-    config = yaml.safe_load((FACILITY / "central-prometheus.yml").read_text())
-    config.pop("alerting")
-    config["rule_files"] = [str(ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml")]
-    return config
 
 
 def value(result: list[dict]) -> float | None:
@@ -103,10 +68,6 @@ def outage(a, work: Path) -> int:
     vm_dir.mkdir()
     central_port, vm_port = free_port(), free_port()
 
-    def start_central():
-        return Prometheus(central_dir, [], [], extra_args=["--web.enable-remote-write-receiver"],
-                          config=central_config(), port=central_port).wait_ready()
-
     central = vm = None
     agents = {}
     try:
@@ -115,7 +76,7 @@ def outage(a, work: Path) -> int:
             stacks[b].init_blissdata()
             stores[b] = open_data_store(stacks[b].url)
             exporters[b] = ExporterProcess(["--redis-url", stacks[b].url], work).wait_ready()
-        central, vm = start_central(), VictoriaMetrics(vm_dir, vm_port)
+        central, vm = start_central(central_dir, central_config([RULES]), central_port), VictoriaMetrics(vm_dir, vm_port)
         for b in beamlines:
             d = work / f"agent-{b}"
             d.mkdir()
@@ -160,7 +121,7 @@ def outage(a, work: Path) -> int:
         up_at = time.time()
         wal_after = {b: du_bytes(agents[b][1] / "wal") for b in beamlines}
         scanned = number[0]
-        central, vm = start_central(), VictoriaMetrics(vm_dir, vm_port)
+        central, vm = start_central(central_dir, central_config([RULES]), central_port), VictoriaMetrics(vm_dir, vm_port)
         restarted = time.time()
         wait_until(central_match, 900, 1.0, "central stores caught up after the outage")
         caught_up = time.time() - restarted
@@ -280,8 +241,7 @@ def sizing(a, work: Path) -> int:
         for count in a.beamlines:
             d = work / f"central-{count}"
             d.mkdir()
-            central = Prometheus(d, [], [], extra_args=["--web.enable-remote-write-receiver"],
-                                 config=central_config()).wait_ready()
+            central = start_central(d, central_config([RULES]))
             vm = VictoriaMetrics(d)
             names = [f"bl{i:03d}" for i in range(count)]
             interval = max(1, count // 50)  # the one exporter answers every beamline's scrapes: at most 50/s

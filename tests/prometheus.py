@@ -1,8 +1,10 @@
 """Real Prometheus-ecosystem servers from Debian's packages on 127.0.0.1, for end-to-end tests: Prometheus
-2.42 (scraping exporters every second, or as configured), VictoriaMetrics, vmalert and Alertmanager."""
+2.42 (scraping exporters every second, or as configured), VictoriaMetrics, vmalert and Alertmanager; and
+the facility's shipped configurations (deploy/facility/) with local addresses."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ import yaml
 
 from exporter.devtools.redis_stack import free_port
 
-from .helpers import require_tool, wait_until
+from .helpers import ROOT, require_tool, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
 needs_prometheus = pytest.mark.skipif(
@@ -24,6 +26,10 @@ needs_prometheus = pytest.mark.skipif(
 
 #: a beamline's Prometheus agent's command line as deploy/facility/beamline-agent.yml ships it (paths aside)
 AGENT_FLAGS = ("--enable-feature=agent", "--storage.agent.retention.max-time=72h")
+#: the shipped configurations of a beamline's Prometheus agent and of the central Prometheus
+FACILITY = ROOT / "deploy" / "facility"
+#: the shipped alerting rules
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 
 
 def _ok(url: str) -> bool:
@@ -162,3 +168,48 @@ class Alertmanager(_Server):
     def alerts(self) -> list[dict]:
         """Alerts received (API v2): labels, generatorURL, receivers, status."""
         return requests.get(self.base + "/api/v2/alerts", timeout=10).json()
+
+
+# -- the facility (deploy/facility/) --------------------------------------------------------------
+def agent_config(beamline: str, targets: list[str], writes: list[str], scrape_interval: str | None = None,
+                 beamlines: list[str] | None = None, queue_config: dict | None = None) -> dict:
+    """The shipped agent configuration; only addresses and the beamline changed, and, if given, the scrape
+    interval (its timeout too) and `queue_config` (merged into each remote write's). `beamlines`: one
+    target per simulated beamline, each labelled as that beamline instead of the external label."""
+    config = yaml.safe_load((FACILITY / "beamline-agent.yml").read_text())
+    config["global"]["external_labels"]["beamline"] = beamline
+    if scrape_interval:
+        config["global"].update(scrape_interval=scrape_interval, scrape_timeout=scrape_interval)
+    job = config["scrape_configs"][0]
+    if beamlines:
+        config["global"]["external_labels"].pop("beamline")
+        # one exporter stands for every beamline: the same target address, one job per beamline
+        config["scrape_configs"] = [dict(copy.deepcopy(job), job_name=f"bliss-exporter-{b}",
+                                         static_configs=[{"targets": targets, "labels": {"beamline": b}}])
+                                    for b in beamlines]
+    else:
+        job["static_configs"][0]["targets"] = targets
+    shipped = config["remote_write"][0]
+    config["remote_write"] = [dict(copy.deepcopy(shipped), url=url) for url in writes]
+    for write in config["remote_write"]:
+        write["queue_config"].update(queue_config or {})
+    return config
+
+
+def central_config(rule_files: list[Path], alertmanager: str | None = None, evaluation_interval: str | None = None) -> dict:
+    """The shipped central Prometheus configuration evaluating `rule_files`, alerting `alertmanager`
+    (host:port; None: no alerting), every `evaluation_interval` if given."""
+    config = yaml.safe_load((FACILITY / "central-prometheus.yml").read_text())
+    if evaluation_interval:
+        config["global"]["evaluation_interval"] = evaluation_interval
+    config["rule_files"] = [str(p) for p in rule_files]
+    if alertmanager is None:
+        config.pop("alerting")
+    else:
+        config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
+    return config
+
+
+def start_central(path: Path, config: dict, port: int | None = None) -> Prometheus:
+    """A central Prometheus receiving the agents' remote writes, ready; `port`: a restart on the same address."""
+    return Prometheus(path, [], [], extra_args=["--web.enable-remote-write-receiver"], config=config, port=port).wait_ready()

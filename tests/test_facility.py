@@ -14,7 +14,6 @@ import copy
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import numpy
 import pytest
@@ -26,37 +25,23 @@ from exporter.devtools.simulator import ScanSpec, publish_scan
 from .builders import lima_definition, new_scan
 from .dashboard_queries import finite, load_dashboard, panel_queries, resolve_variables
 from .helpers import ROOT, require_tool, wait_until
-from .prometheus import AGENT_FLAGS, Alertmanager, Prometheus, VictoriaMetrics, VMAlert, needs_prometheus
-
-FACILITY = ROOT / "deploy" / "facility"
-RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
+from .prometheus import (
+    AGENT_FLAGS,
+    FACILITY,
+    RULES,
+    Alertmanager,
+    Prometheus,
+    VictoriaMetrics,
+    VMAlert,
+    agent_config,
+    central_config,
+    needs_prometheus,
+    start_central,
+)
 
 
 def value(result: list[dict]) -> float | None:
     return float(result[0]["value"][1]) if result else None
-
-
-def central_config(rule_files: list[Path], alertmanager: str) -> dict:
-    config = yaml.safe_load((FACILITY / "central-prometheus.yml").read_text())
-    config["global"]["evaluation_interval"] = "1s"
-    config["rule_files"] = [str(p) for p in rule_files]
-    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
-    return config
-
-
-def agent_config(beamline: str, target: str, writes: list[str]) -> dict:
-    config = yaml.safe_load((FACILITY / "beamline-agent.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s")
-    config["global"]["external_labels"]["beamline"] = beamline
-    config["scrape_configs"][0]["static_configs"][0]["targets"] = [target]
-    shipped = config["remote_write"][0]
-    config["remote_write"] = []
-    for url in writes:
-        write = copy.deepcopy(shipped)
-        write["url"] = url
-        write["queue_config"].update(batch_send_deadline="1s", max_backoff="1s")  # the test's patience
-        config["remote_write"].append(write)
-    return config
 
 
 @needs_prometheus
@@ -87,20 +72,17 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
     alertmanager = Alertmanager(tmp_path, ROOT / "deploy" / "alertmanager" / "alertmanager.yml")
     am_address = alertmanager.base.removeprefix("http://")
 
-    def start_central():
-        prom = Prometheus(central_dir, [], [], extra_args=["--web.enable-remote-write-receiver"],
-                          config=central_config([RULES, variant], am_address), port=central_port)
-        return prom.wait_ready()
-
-    central, vm = start_central(), VictoriaMetrics(vm_dir, vm_port)
+    central_prometheus = central_config([RULES, variant], am_address, evaluation_interval="1s")
+    central, vm = start_central(central_dir, central_prometheus, central_port), VictoriaMetrics(vm_dir, vm_port)
     agents, vmalert = [], None
     try:
         for beamline, exporter in exporters.items():
             agent_dir = tmp_path / f"agent-{beamline}"
             agent_dir.mkdir()
             writes = [f"{central.base}/api/v1/write", f"{vm.base}/api/v1/write"]
-            agents.append(Prometheus(agent_dir, [], [], extra_args=AGENT_FLAGS,
-                                     config=agent_config(beamline, f"127.0.0.1:{exporter.port}", writes)).wait_ready())
+            agent = agent_config(beamline, [f"127.0.0.1:{exporter.port}"], writes, scrape_interval="1s",
+                                 queue_config=dict(batch_send_deadline="1s", max_backoff="1s"))  # the test's patience
+            agents.append(Prometheus(agent_dir, [], [], extra_args=AGENT_FLAGS, config=agent).wait_ready())
 
         def publish(number: int) -> None:
             for beamline, store in stores.items():
@@ -136,7 +118,7 @@ def test_two_beamlines_into_central_prometheus_and_victoriametrics_through_an_ou
             number += 1
             time.sleep(1)
         up_at = time.time()
-        central, vm = start_central(), VictoriaMetrics(vm_dir, vm_port)
+        central, vm = start_central(central_dir, central_prometheus, central_port), VictoriaMetrics(vm_dir, vm_port)
         wait_until(central_totals_match, 90, 1.0, "the agents replayed the outage into both central stores")
         # no gap: the samples scraped while the central stores were down are there (1 s scrapes)
         middle = (down_at + up_at) / 2
