@@ -39,7 +39,7 @@ from benchmarks.procfs import cpu_seconds, rss_bytes
 from exporter.devtools.redis_stack import RedisStackServer, free_port
 from exporter.devtools.simulator import ScanSpec, open_data_store, publish_scan
 from tests.helpers import ExporterProcess, parse_metrics, wait_until
-from tests.prometheus import AGENT_FLAGS, RULES, Prometheus, VictoriaMetrics, agent_config, central_config, start_central
+from tests.prometheus import AGENT_FLAGS, RULES, Prometheus, VictoriaMetrics, agent_config, central_config, start_central, value
 
 
 # -- disk, query results --------------------------------------------------------------------------
@@ -49,10 +49,6 @@ def du_bytes(path: Path) -> int:
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
-
-
-def value(result: list[dict]) -> float | None:
-    return float(result[0]["value"][1]) if result else None
 
 
 def series_lines(text: str) -> int:

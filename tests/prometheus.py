@@ -107,6 +107,11 @@ class Prometheus(_Server):
         return self
 
 
+def value(result: list[dict]) -> float | None:
+    """The value of a query's first sample (an instant query's result), None when it has none."""
+    return float(result[0]["value"][1]) if result else None
+
+
 def increase_of_raw_samples(samples: list[tuple[float, float]]) -> float:
     """What a counter's raw samples add up to, resets handled as Prometheus' increase() does (a drop is a
     restart from 0), without its extrapolation to the range's edges."""

@@ -37,11 +37,8 @@ from .prometheus import (
     central_config,
     needs_prometheus,
     start_central,
+    value,
 )
-
-
-def value(result: list[dict]) -> float | None:
-    return float(result[0]["value"][1]) if result else None
 
 
 @needs_prometheus

@@ -33,9 +33,8 @@ from .dashboard_queries import (
     resolve_variables,
 )
 from .helpers import ROOT, wait_until
-from .prometheus import needs_prometheus
+from .prometheus import RULES, needs_prometheus
 
-RULES = ROOT / "deploy" / "prometheus" / "rules" / "bliss-exporter.rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yml"))
 VALIDATE = ROOT / "tests" / "dashboard"  # the dashboard type-check (npm, tsc)
 COMPOSE = ROOT / "deploy" / "compose.yaml"  # its relative paths are relative to deploy/
