@@ -18,12 +18,16 @@ from redis.retry import Retry
 from exporter.store.errors import (
     BeaconError,
     DataStoreError,
+    DataStoreReadError,
     DataStoreUnavailable,
     KeyReadError,
     ScanInvalid,
     describe_error,
     error_code,
     is_unavailable,
+    key_reply,
+    raises_store_errors,
+    store_error,
 )
 
 NO_RETRY = Retry(NoBackoff(), 0)  # one attempt: the error itself, not redis-py's retries with backoff
@@ -145,3 +149,46 @@ def test_a_key_read_error_is_described_by_its_reply_and_is_not_the_store_down():
     wrapped = KeyReadError(wrongtype)
     assert describe_error(wrapped) == describe_error(wrongtype) == "WRONGTYPE Operation against a key holding the wrong kind of value"
     assert is_unavailable(wrapped) is False and not isinstance(wrapped, redis.RedisError)
+
+
+STORE_WIDE = [reply_error(reply) for reply, _, _ in ERROR_REPLIES] + [
+    ConnectionRefusedError(111, "Connection refused"), socket.timeout("timed out"), OSError(24, "Too many open files"),
+    redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+    redis.TimeoutError("Timeout reading from 127.0.0.1:6379"), redis.exceptions.ResponseError(""),
+    reply_error("something went wrong"), redis.exceptions.DataError("Invalid input of type: 'dict'"),
+]
+
+
+@pytest.mark.parametrize("exc", STORE_WIDE, ids=describe_error)
+def test_a_stores_own_exception_is_described_and_classified_as_the_redis_error_it_stands_for(exc):
+    """What crosses the Source seam is the store's own exception, logged, counted and shown as before."""
+    own = store_error(exc)
+    assert not isinstance(own, (redis.RedisError, OSError))
+    assert describe_error(own) == describe_error(exc)
+    assert is_unavailable(own) is is_unavailable(exc)
+    assert isinstance(own, DataStoreUnavailable if is_unavailable(exc) else DataStoreReadError)
+    assert not isinstance(own, DataStoreError)  # the store answered as blissdata: no new detection of its model
+
+
+def test_a_stores_read_raises_its_own_exception_with_the_redis_error_as_its_cause():
+    busy = reply_error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.")
+    redis.client.Pipeline.annotate_exception(None, busy, 2, ("EXISTS", "esrf:scan:x"))
+
+    @raises_store_errors
+    def read(error: Exception) -> None:
+        raise error
+
+    with pytest.raises(DataStoreUnavailable) as raised:
+        read(busy)
+    assert raised.value.__cause__ is busy and describe_error(raised.value) == describe_error(busy)
+    with pytest.raises(ScanInvalid):  # the store's own exceptions pass as they are
+        read(ScanInvalid("esrf:scan:x: not JSON"))
+
+
+def test_a_reply_about_one_key_is_read_as_no_key_one_about_the_store_is_raised():
+    assert key_reply([b"1-0"]) == [b"1-0"] and key_reply(None) is None
+    assert key_reply(reply_error("WRONGTYPE Operation against a key holding the wrong kind of value")) is None
+    for exc in (reply_error("NOPERM User reader has no permissions to run the 'xrange' command"),
+                redis.ConnectionError("Connection closed by server.")):
+        with pytest.raises(type(exc)):
+            key_reply(exc)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import redis
 
 from exporter.model import record_from_document
 from exporter.store.base import Source
 from exporter.store.blissdata2 import DataStoreSource
 from exporter.store.documents import ScanDocument
-from exporter.store.legacy import LegacyScanDocument, LegacySource
+from exporter.store.errors import DataStoreUnavailable, describe_error
+from exporter.store.legacy import LegacyPosition, LegacyScanDocument, LegacySource
+from exporter.store.streams import StreamKind
 
 from .memory_source import MemorySource
 
@@ -44,3 +47,35 @@ def test_a_documents_creation_time_reaches_the_record_the_same_way_for_both_mode
     legacy = LegacyScanDocument("s:tmp:1_loopscan", "s", "loopscan", 1, {}, ("a_prepared", "a_end"), {})
     legacy.created_at = 1764921600.5
     assert record_from_document(legacy, adopted=False).created_at == 1764921600.5
+
+
+DOC = ScanDocument("esrf:scan:K", "s", "loopscan", 1, {}, ("esrf:stream:K_state",), {})
+#: arguments of each method that make it read the store (not return early on nothing to read)
+CALLS = {
+    "check": (), "anchor": (), "new_scans": ("POSITION", 10), "scan_keys": (), "created_since": (0.0,),
+    "scans_created_after": ("POSITION", [DOC.key]), "load_scans": ([DOC.key],), "load_scan": (DOC.key,),
+    "lifetimes": ([DOC],), "server_time": (), "read_states": ({"esrf:stream:K_state": "0-0"}, None),
+    "unreadable_state_streams": (["esrf:stream:K_state"],), "scan_streams": ([DOC.key],),
+    "stream_stats": ({"esrf:stream:K_data": StreamKind("numeric")},), "closing": ({DOC.key: {}},),
+    "scans_alive": ({DOC.key: DOC.state_keys},), "read_references": ("esrf:stream:K_subscans", "0-0"),
+}
+POSITIONS = {DataStoreSource: (0, "0-0"), LegacySource: LegacyPosition()}
+
+
+def test_every_call_is_in_the_seams_test():
+    assert set(CALLS) == set(METHODS)
+
+
+@pytest.mark.parametrize("store", [DataStoreSource, LegacySource], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", METHODS)
+def test_no_redis_exception_crosses_the_seam(store, name, refused_port):
+    """A data store that cannot be reached: every method raises the store's own DataStoreUnavailable,
+    described as redis-py's error (the log lines and /readyz stay as they were), that error as its cause."""
+    source = store(f"redis://127.0.0.1:{refused_port}")
+    args = [POSITIONS[store] if arg == "POSITION" else arg for arg in CALLS[name]]
+    with pytest.raises(DataStoreUnavailable) as raised:
+        getattr(source, name)(*args)
+    cause = raised.value.__cause__
+    assert isinstance(cause, redis.ConnectionError), repr(cause)
+    assert describe_error(raised.value) == describe_error(cause)
+    assert describe_error(raised.value).startswith("ConnectionError: Error 111 connecting to 127.0.0.1:")

@@ -68,13 +68,21 @@ class Lifetime:
 
 
 class Source(Protocol):
-    """Read-only access to one data store, as the session and scan watchers use it."""
+    """Read-only access to one data store, as the session and scan watchers use it.
+
+    Every method raises only the store's own exceptions (store.errors), never its client library's:
+    DataStoreUnavailable when the store cannot serve us now (unreachable, busy, denied...), and
+    DataStoreReadError for any other error of the whole store. An error about one key (a key of
+    another type, a document that does not validate...) is that key's: ScanGone or ScanInvalid in
+    place of its result, None stats, no references, or what a method says it raises.
+    """
 
     #: the data model's name, as `--data-model` spells it
     model: str
 
     def check(self) -> None:
-        """Raise unless the store can be read as this model with every command the reader uses."""
+        """Raise unless the store can be read as this model with every command the reader uses
+        (DataStoreError: not a store of this model; DataStoreUnavailable: a command denied...)."""
 
     # -- discovery (session watcher) ---------------------------------------------------------------
     def anchor(self) -> Position:

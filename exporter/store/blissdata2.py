@@ -10,7 +10,6 @@ from typing import Callable, Collection, Mapping, Sequence
 import orjson
 import redis
 
-from ..bounded import BoundedDict
 from ..model import State, stream_id_time
 from .base import Closing, Lifetime, NewScans, Reference, References, ScanStreams
 from .batch import Command, Reply, run_batch
@@ -29,22 +28,22 @@ from .errors import (
     ScanGone,
     ScanInvalid,
     is_unavailable,
+    key_reply,
     raise_store_error,
+    raises_store_errors,
 )
+from .redis_source import RedisSource
 from .streams import (
     SEAL_ID,
     STATUS_KINDS,
     StreamKind,
     StreamStats,
-    StreamStatsReader,
     XInfo,
     id_tuple,
     parse_xinfo_stream,
     set_points,
     stats_from_xinfo,
-    unreadable_streams,
 )
-from .urls import normalize_redis_url
 
 HISTORY_STREAM = "_SCAN_HISTORY_"
 SUPPORTED_PROTOCOL = 1
@@ -75,29 +74,19 @@ SIGNS = {"ft._list": (("FT._LIST",), "the RediSearch module is missing: not a Re
 ACL_RULES = acl_rules((*READ_COMMANDS, *SIGNS, "client|setinfo"))
 
 
-class DataStoreSource(StreamStatsReader):
+class DataStoreSource(RedisSource):
     """The blissdata 2.x data model (store.base.Source): reads a Redis Stack written by blissdata 2.x."""
 
     model = "blissdata2"
 
     def __init__(self, url: str, socket_timeout: float = 10.0, single_connection: bool = False,
                  on_stream_error: Callable[[str], None] | None = None):
-        """`single_connection`: for one greenlet's sequential reads (saves the pool's checkout per call).
-
-        `on_stream_error(reason)`: called once per data stream whose entries stop giving points
-        (reasons in STREAM_ERROR_REASONS), when it is also logged (`stream_error`).
-        """
-        self.url = normalize_redis_url(url)
-        self.on_stream_error = on_stream_error
-        self._streams_in_error = BoundedDict(10000)  # reported once each
-        self.redis = redis.Redis.from_url(
-            self.url, socket_timeout=socket_timeout, socket_connect_timeout=3.0, health_check_interval=0,
-            single_connection_client=single_connection,
-        )
+        """As RedisSource's."""
+        super().__init__(url, socket_timeout, single_connection, on_stream_error)
         self._json = self.redis.json()  # also registers the JSON reply parsers used by pipelines
-        self.redis.set_response_callback("XINFO STREAM", parse_xinfo_stream)
 
     # -- health -----------------------------------------------------------------------------
+    @raises_store_errors
     def check(self) -> None:
         """Raise unless this is a usable blissdata store that lets us run every command we use.
 
@@ -123,13 +112,13 @@ class DataStoreSource(StreamStatsReader):
     # ever added minus entries left is how many were trimmed away, the oldest first: this is how a
     # reader knows the history was trimmed past its position (more than ~2048 scans missed).
 
+    @raises_store_errors
     def anchor(self) -> tuple[int, str]:
         """The position of the scan history's last entry ((0, "0-0") before the first scan)."""
         try:
             info = self.redis.xinfo_stream(HISTORY_STREAM)
         except redis.ResponseError as exc:
-            if is_unavailable(exc) or not _no_such_key(exc):
-                raise
+            _raise_unless_no_history(exc)
             info = None
         added, _, last = self._history_info(info)
         return added, last
@@ -140,6 +129,7 @@ class DataStoreSource(StreamStatsReader):
             return 0, 0, "0-0"
         return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
 
+    @raises_store_errors
     def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
         """History entries after `position` and, in the same round trip, whether any were trimmed away."""
         sequence, since = position
@@ -147,8 +137,7 @@ class DataStoreSource(StreamStatsReader):
             "STREAMS", HISTORY_STREAM, since)
         raw, info = run_batch(self.redis, [xread, ("XINFO", "STREAM", HISTORY_STREAM)])
         for reply in (raw, info):
-            if isinstance(reply, Exception) and (is_unavailable(reply) or not _no_such_key(reply)):
-                raise reply
+            _raise_unless_no_history(reply)
         entries = [(entry_id.decode(), _field(fields, b"key"))
                    for _, stream in (raw if not isinstance(raw, Exception) else None) or () for entry_id, fields in stream]
         added, length, last = self._history_info(None if isinstance(info, Exception) else parse_xinfo_stream(info))
@@ -159,6 +148,7 @@ class DataStoreSource(StreamStatsReader):
             return NewScans(keys, (added, last), gap=True)
         return NewScans(keys, (sequence + len(entries), entries[-1][0]))
 
+    @raises_store_errors
     def created_since(self, started: float) -> tuple[list[str], bool]:
         """Keys of the scan history's entries since `started` (server time), and whether the history
         still reaches back to it (never trimmed, or it still holds an older entry: trimming takes the
@@ -168,8 +158,7 @@ class DataStoreSource(StreamStatsReader):
                                                   ("XREVRANGE", HISTORY_STREAM, "(" + since, "-", "COUNT", 1),
                                                   ("XINFO", "STREAM", HISTORY_STREAM)])
         for reply in (raw, older, info):
-            if isinstance(reply, Exception) and (is_unavailable(reply) or not _no_such_key(reply)):
-                raise reply
+            _raise_unless_no_history(reply)
         if isinstance(info, Exception):  # no history yet
             return [], True
         info = parse_xinfo_stream(info)
@@ -177,24 +166,27 @@ class DataStoreSource(StreamStatsReader):
         keys = [key.decode() for _, fields in raw if (key := _field(fields, b"key"))]
         return keys, complete
 
+    @raises_store_errors
     def scan_keys(self) -> list[str]:
         """Every scan key in the data store (keyspace scan, read-only)."""
         return [key.decode() for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL")]
 
+    @raises_store_errors
     def scans_created_after(self, position: tuple[int, str], keys: list[str]) -> list[str]:
-        """Those of `keys` whose state stream's first entry (creation, server time) is after `position`."""
+        """Those of `keys` whose state stream's first entry (creation, server time) is after `position`
+        (a scan whose state stream cannot be read has no creation to tell, as in `lifetimes`)."""
         since = id_tuple(position[1])
         docs = [d for d in self.load_scans(keys).values() if isinstance(d, ScanDocument)]
-        pipe = self.redis.pipeline(transaction=False)
-        for doc in docs:
-            pipe.xrange(doc.state_keys[0], count=1)
+        replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 1) for doc in docs])
         created: list[tuple[tuple[int, int], str]] = []
-        for doc, entries in zip(docs, pipe.execute()):
+        for doc, reply in zip(docs, replies):
+            entries = key_reply(reply)
             if entries and id_tuple(entries[0][0].decode()) > since:
                 created.append((id_tuple(entries[0][0].decode()), doc.key))
         return [key for _, key in sorted(created)]
 
     # -- scans ------------------------------------------------------------------------------------
+    @raises_store_errors
     def load_scans(self, keys: list[str], deleted_ok: bool = False) -> dict[str, ScanDocument | ScanGone | ScanInvalid]:
         """Scan documents, checked, in one round trip: each one, or why it cannot be watched.
 
@@ -225,22 +217,14 @@ class DataStoreSource(StreamStatsReader):
                     out[key] = exc
         return out
 
-    def load_scan(self, key: str, deleted_ok: bool = False) -> ScanDocument:
-        """One scan's document; raise ScanGone or ScanInvalid."""
-        found = self.load_scans([key], deleted_ok)[key]
-        if isinstance(found, Exception):
-            raise found
-        return found
-
+    @raises_store_errors
     def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
         """Creation (the state stream's first entry), PREPARED and CLOSED times, from the state
         streams' ids (server time), in one round trip; created None for a scan without state entry."""
         out: dict[str, Lifetime] = {}
         replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 16) for doc in docs])
-        for doc, entries in zip(docs, replies):
-            if isinstance(entries, Exception):
-                raise_store_error(entries)
-                entries = None  # not a stream: the scan cannot be watched
+        for doc, reply in zip(docs, replies):
+            entries = key_reply(reply)  # None if not a stream: the scan cannot be watched
             life = out[doc.key] = Lifetime(stream_id_time(entries[0][0]) if entries else None)
             for entry_id, fields in entries or ():
                 state = _state(fields)
@@ -250,13 +234,7 @@ class DataStoreSource(StreamStatsReader):
                     life.closed = stream_id_time(entry_id)
         return out
 
-    def server_time(self) -> float:
-        """Redis TIME, in seconds."""
-        seconds: int
-        microseconds: int
-        seconds, microseconds = self.redis.time()
-        return seconds + microseconds / 1e6
-
+    @raises_store_errors
     def scan_streams(self, keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
         """The data streams listed in several scan documents, in one round trip (one node each)."""
         out: dict[str, ScanStreams | ScanGone | ScanInvalid] = {}
@@ -277,6 +255,7 @@ class DataStoreSource(StreamStatsReader):
             out[key] = ScanStreams(streams, nodes=len(streams))
         return out
 
+    @raises_store_errors
     def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
                 references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
         """Final stream stats and end_reason of several closed scans, in one round trip.
@@ -322,6 +301,7 @@ class DataStoreSource(StreamStatsReader):
             out[key].references = {k: read[k] for k in streams if k in read}
         return out
 
+    @raises_store_errors
     def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
         """{scan key: None if alive, else why not} for {scan key: state stream keys}, in one round trip.
 
@@ -335,7 +315,7 @@ class DataStoreSource(StreamStatsReader):
         out: dict[str, str | None] = {}
         for key, state_keys in scans.items():
             ttl, existing = next(replies), next(replies)
-            for reply in (ttl, existing):
+            for reply in (ttl, existing):  # TTL and EXISTS fail only for the whole store
                 if isinstance(reply, Exception):
                     raise reply
             out[key] = ("vanished" if _deleted(ttl) else None if existing == len(state_keys)
@@ -343,6 +323,7 @@ class DataStoreSource(StreamStatsReader):
         return out
 
     # -- scan sequences ---------------------------------------------------------------------
+    @raises_store_errors
     def read_references(self, stream_key: str, since: str, count: int = 1000) -> References:
         """SUBSCANS entries after `since`, seal excluded: ([(entry id, child scan key or None, problem)], more).
 
@@ -354,8 +335,9 @@ class DataStoreSource(StreamStatsReader):
 
     @staticmethod
     def _references_reply(raw: Reply, count: int) -> References:
-        if isinstance(raw, Exception):
-            raise raw
+        raw = key_reply(raw)
+        if raw is None:  # not a stream: no references, as from a stream not there
+            return [], False
         out: list[Reference] = []
         for entry_id, fields in raw:
             if entry_id != SEAL_ID:
@@ -363,10 +345,7 @@ class DataStoreSource(StreamStatsReader):
                 out.append((entry_id.decode(), *parse_reference(dict(zip(pairs, pairs)))))
         return out, len(raw) == count
 
-    def unreadable_state_streams(self, keys: list[str]) -> list[str]:
-        """The keys among these that exist but are not streams (a blocking XREAD on them fails)."""
-        return unreadable_streams(self.redis, keys)
-
+    @raises_store_errors
     def read_states(self, cursors: dict[str, str], block_ms: int | None) -> dict[str, list[tuple[str, State | None]]]:
         """New state entries of several scans' state streams at once: {state key: [(id, state)]}."""
         if not cursors:
@@ -376,7 +355,7 @@ class DataStoreSource(StreamStatsReader):
         (raw,) = run_batch(self.redis, [xread])
         if isinstance(raw, Exception):
             raise_store_error(raw)
-            raise KeyReadError(raw)  # a state stream that is not one (unreadable_state_streams tells which)
+            raise KeyReadError(raw) from raw  # a state stream that is not one (unreadable_state_streams tells which)
         return {stream_key.decode(): [(entry_id.decode(), _state(fields)) for entry_id, fields in entries]
                 for stream_key, entries in raw or ()}
 
@@ -390,12 +369,14 @@ class DataStoreSource(StreamStatsReader):
         # points: the points are in the status entry before it (read once, when the seal is seen).
         status_sealed = {k: st for k, st in out.items() if st is not None and st.sealed and streams[k] in STATUS_KINDS}
         if status_sealed:
-            pipe = self.redis.pipeline(transaction=False)
-            for key in status_sealed:
-                pipe.xrevrange(key, max="(" + SEAL_ID.decode(), count=1)
-            for (key, stats), entries in zip(status_sealed.items(), pipe.execute()):
+            before_seal = "(" + SEAL_ID.decode()
+            replies = run_batch(self.redis, [("XREVRANGE", key, before_seal, "-", "COUNT", 1) for key in status_sealed])
+            for (key, stats), reply in zip(status_sealed.items(), replies):
+                entries = key_reply(reply)  # None: replaced meanwhile by a key of another type
                 if entries:
-                    set_points(stats, streams[key], *entries[0])
+                    entry_id, fields = entries[0]
+                    pairs = iter(fields)
+                    set_points(stats, streams[key], entry_id, dict(zip(pairs, pairs)))
         self._report_errors(out, streams)
         return out
 
@@ -431,9 +412,13 @@ def _json_reply(found: Reply) -> Reply:
     return orjson.loads(found) if isinstance(found, (bytes, str)) else found
 
 
-def _no_such_key(reply: Exception) -> bool:
-    """XINFO STREAM of a history not created yet."""
-    return isinstance(reply, redis.ResponseError) and "no such key" in str(reply).lower()
+def _raise_unless_no_history(reply: Reply) -> None:
+    """Raise a reply about the scan history that is an error, unless it says there is no history yet
+    (XINFO STREAM of a history not created yet): any other (wrong type...) is the whole store's."""
+    if not isinstance(reply, Exception):
+        return
+    if is_unavailable(reply) or not (isinstance(reply, redis.ResponseError) and "no such key" in str(reply).lower()):
+        raise reply
 
 
 def _deleted(ttl: int) -> bool:

@@ -1,10 +1,21 @@
-"""Errors of the data store and how to tell them apart: unreachable, unavailable, not blissdata, bad scans."""
+"""Errors of the data store and how to tell them apart: unreachable, unavailable, not blissdata, bad scans.
+
+A data store raises only its own exceptions (`raises_store_errors`): a Redis error of the whole store
+comes out as DataStoreUnavailable or DataStoreReadError, described as the Redis error itself; an error
+of one key is the store's to map (ScanInvalid, None, KeyReadError...).
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Callable, ParamSpec, TypeVar
 
 import redis
+
+T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Errors meaning "the data store is not reachable right now".
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -28,17 +39,21 @@ class DataStoreError(ReasonError):
     """The data store answered, but is not a usable blissdata data store."""
 
 
-class KeyReadError(Exception):
+class KeyReadError(ReasonError):
     """A read of several keys at once failed because one of them is not what the data model expects
-    (e.g. not a stream): a problem of that key, not of the store; `reply` is the store's error reply."""
+    (e.g. not a stream): a problem of that key, not of the store; described as the store's error reply."""
 
     def __init__(self, reply: BaseException):
-        super().__init__(str(reply))
-        self.reply = reply
+        super().__init__(describe_error(reply))
 
 
 class DataStoreUnavailable(ReasonError):
-    """The data store answered with an error reply that means it cannot serve us now (see UNAVAILABLE_CODES)."""
+    """The data store cannot serve us now: unreachable, or an error reply that says so (see UNAVAILABLE_CODES)."""
+
+
+class DataStoreReadError(ReasonError):
+    """A read failed with an error of the whole data store that does not mean it is down (an error reply
+    the exporter does not expect): the reader fails, the store stays up."""
 
 
 #: redis-py's wrapping of an error reply inside a pipeline: "Command # 2 (EXISTS k) of pipeline caused error: BUSY ..."
@@ -71,10 +86,15 @@ def raise_store_error(reply: object) -> None:
         raise reply
 
 
+def key_reply(reply: T) -> T | None:
+    """The reply of a read of one key, or None if it is an error about that key only (a key of another
+    type...): read as a key not there. An error of the whole store is raised (raise_store_error)."""
+    raise_store_error(reply)
+    return None if isinstance(reply, Exception) else reply
+
+
 def describe_error(exc: BaseException) -> str:
     """One line naming an error: the Redis error code and message, else the exception type and message."""
-    if isinstance(exc, KeyReadError):
-        exc = exc.reply
     code = error_code(exc)
     text = error_reply(exc).strip()
     text = text.splitlines()[0] if text else ""
@@ -90,6 +110,31 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (DataStoreError, DataStoreUnavailable, *CONNECTION_ERRORS)):
         return True
     return error_code(exc) in UNAVAILABLE_CODES
+
+
+def store_error(exc: BaseException) -> ReasonError:
+    """The store's own exception for an error of the whole data store: DataStoreUnavailable if it means
+    the store cannot serve us now, else DataStoreReadError; described (and classified) as `exc` is."""
+    if is_unavailable(exc):
+        return DataStoreUnavailable(describe_error(exc))
+    return DataStoreReadError(describe_error(exc))
+
+
+#: What redis-py raises: its own errors, and the socket's when a connection breaks.
+REDIS_ERRORS = (redis.RedisError, OSError)
+
+def raises_store_errors(read: Callable[P, R]) -> Callable[P, R]:
+    """A data store read (a Source method) that raises the store's own exceptions, never redis-py's:
+    a Redis error that reaches it is one of the whole store (store_error), with that error as its cause."""
+
+    @functools.wraps(read)
+    def store_read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return read(*args, **kwargs)
+        except REDIS_ERRORS as exc:
+            raise store_error(exc) from exc
+
+    return store_read
 
 
 class ScanGone(Exception):

@@ -11,7 +11,7 @@ import structlog
 
 from ..bounded import BoundedDict
 from .batch import Reply, run_batch
-from .errors import is_unavailable
+from .errors import raise_store_error, raises_store_errors
 
 log = structlog.get_logger("bliss_exporter.source")
 
@@ -343,6 +343,7 @@ class StreamStatsReader:
         """Stats from one XINFO STREAM reply: raw (run_batch) or parsed (a pipeline's parse_xinfo_stream)."""
         raise NotImplementedError
 
+    @raises_store_errors
     def stream_stats(self, streams: Mapping[str, StreamKind]) -> dict[str, StreamStats | None]:
         """XINFO STREAM of many data streams in one round trip: {key: stats, or None if absent}."""
         if not streams:
@@ -361,10 +362,9 @@ class StreamStatsReader:
         out: dict[str, StreamStats | None] = {}
         for key, reply in zip(keys, replies):
             if isinstance(reply, Exception):
-                if isinstance(reply, redis.ResponseError) and not is_unavailable(reply):
-                    out[key] = None  # not created yet, or gone (deleted, expired, evicted)
-                    continue
-                raise reply
+                raise_store_error(reply)
+                out[key] = None  # not created yet, gone (deleted, expired, evicted), or not a stream
+                continue
             out[key] = self._stats_of(reply, streams[key])
         return out
 

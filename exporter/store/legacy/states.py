@@ -26,7 +26,7 @@ def read_states(client: redis.Redis[bytes], cursors: dict[str, str], block_ms: i
         raw: Any = client.xread(cursors, block=block_ms)
     except redis.ResponseError as exc:
         raise_store_error(exc)
-        raise KeyReadError(exc) from None  # a state stream that is not one (unreadable_state_streams tells which)
+        raise KeyReadError(exc) from exc  # a state stream that is not one (unreadable_state_streams tells which)
     out: dict[str, list[tuple[str, State | None]]] = {}
     for stream_key, entries in raw or ():
         stream_key = text(stream_key)
