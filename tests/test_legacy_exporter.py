@@ -116,6 +116,41 @@ def test_legacy_exporter_reads_with_a_read_only_user_and_adopts_a_running_scan_f
     wait_until(lambda: exporter.get("/readyz").status_code == 200, what="ready")
 
 
+def test_keys_of_another_type_cost_their_scan_only_and_the_watchers_never_stop(
+    legacy_redis, legacy_publish, start_exporter
+):
+    """A string where BLISS writes a node hash, as blissdata 2.x's store answers a key of the wrong type: a
+    scan node that is not a hash is skipped as invalid (counted, logged once), a node under a running scan
+    that is not a hash takes only its own stream out of the count; no watcher fails, the rest counts exactly."""
+    legacy_publish({"scans": [{"type": "ct", "npoints": 1, "counters": ["diode1"]}]})  # a session node
+    held = legacy_publish({"scans": [{"type": "loopscan", "npoints": 6, "counters": ["diode1", "diode2"],
+                                      "wait": "go"}]}, wait=False)
+    key = held.wait_for("waiting")["key"]
+    admin = legacy_redis.client()
+    diode2 = f"{key}:timer:simulation_diode_sampling_controller:diode2"
+    admin.delete(diode2)
+    admin.set(diode2, "not a node hash")
+    exporter = start_exporter(url=f"redis://127.0.0.1:{legacy_redis.port}")
+    exporter.wait_value(1, "bliss_active_scans", session=SESSION, state="prepared")  # adopted, its streams read
+    broken = f"{SESSION}:tmp:scans:99_broken"
+    admin.set(broken, "not a node hash")
+    admin.xadd(f"{SESSION}:tmp:scans_children_list", {"__EVENT__": "NEW_NODE", "db_name": broken})
+    exporter.wait_value(1, "bliss_exporter_scans_skipped_total", reason="invalid")
+    (skipped,) = exporter.logs("scan_skipped")
+    assert (skipped["key"], skipped["reason"]) == (broken, "invalid") and "WRONGTYPE" in skipped["detail"], skipped
+    held.release()
+    held.finish()
+    run = legacy_publish({"scans": [{"type": "loopscan", "npoints": 8, "counters": ["diode1", "diode2"]},
+                                    {"type": "ascan", "npoints": 5, "counters": ["diode1"], "lima": ["lima_simulator"]}]})
+    counted = dict(held.truths[0])  # all but diode2's stream, which the exporter could not find
+    counted["channels"] = {node: n for node, n in counted["channels"].items() if node != diode2}
+    counted["new_data"] -= counted["xadds"][diode2]
+    assert_exact(exporter, [counted, *run.truths], adopted=(key,))
+    assert exporter.logs("watcher_error") == [] and exporter.logs("scan_lost") == []
+    assert exporter.value("bliss_exporter_scans_skipped_total", reason="invalid") == 1
+    assert exporter.get("/readyz").status_code == 200 and exporter.value("bliss_datastore_up") == 1
+
+
 def _acl_log(client) -> list[dict]:
     raw = client.execute_command("ACL", "LOG")
     return [dict(zip(entry[::2], entry[1::2])) for entry in raw]

@@ -427,6 +427,70 @@ def test_eviction_and_vanished_scans(legacy_redis, legacy_publish):
     assert source.unreadable_state_streams([f"{a}_odd", f"{a}_end", f"{a}_none"]) == [f"{a}_odd"]
 
 
+def test_a_key_of_another_type_is_its_scans_problem_never_the_stores(legacy_redis, legacy_publish):
+    """A string where a node hash, an `_info`, a `_children_list` or a references stream is expected: as
+    blissdata 2.x's store does, the scan is invalid (its document or its node), or that one key reads as
+    not there; no Redis error comes out, every other key is read as before."""
+    source = LegacySource(legacy_redis.url)
+    pub = legacy_publish({"scans": [
+        {"npoints": 3, "counters": ["diode1", "diode2"], "lima": ["lima_simulator"], "lima_saving": {"lima_simulator": 0}},
+        {"sequence": "seq", "children": [{"npoints": 2, "counters": ["diode1"]}]},
+        {"npoints": 2, "counters": ["diode1"]}]})
+    a, seq, _, c = [t["key"] for t in pub.truths]
+    docs = source.load_scans([a, seq, c])
+    before = source.scan_streams([a, c])
+    assert before[a].streams["timer:lima_simulator:image"][1].saves
+    admin = legacy_redis.client()
+
+    def replace(key: str) -> None:
+        admin.delete(key)
+        admin.set(key, "not what BLISS writes there")
+
+    # a node under a scan: read as a node whose keys are gone; its siblings' streams are still known
+    diode2 = f"{a}:timer:simulation_diode_sampling_controller:diode2"
+    replace(diode2)
+    replace(f"{a}:timer:lima_simulator:image_info")  # the lima node's saving_mode: not known, not saving
+    replace(c)  # the scan's own node hash: the scan is invalid
+    found = source.scan_streams([a, c])
+    assert found[a].nodes == before[a].nodes
+    assert {name: key for name, (key, _) in found[a].streams.items()} == {
+        name: key for name, (key, _) in before[a].streams.items() if key != diode2 + "_data"}
+    assert not found[a].streams["timer:lima_simulator:image"][1].saves
+    assert isinstance(found[c], ScanInvalid) and "WRONGTYPE" in str(found[c])
+    replace(f"{a}_children_list")
+    assert isinstance(source.scan_streams([a])[a], ScanInvalid)
+
+    # a sequence's `_info` and references stream: alive, its end read from `_end`, no references
+    replace(f"{seq}_info")
+    refs = f"{seq}:GroupingMaster:scans_data"
+    replace(refs)
+    assert source.scans_alive({seq: docs[seq].state_keys}) == {seq: None}
+    closing = source.closing({seq: {}})[seq]
+    assert (closing.end_reason, closing.exists) == ("SUCCESS", True)
+    assert source.read_references(refs, "0-0") == ([], False)
+    assert isinstance(source.load_scans([seq])[seq], ScanInvalid)
+
+    # discovery: a listed node that is not a hash is a scan that is invalid; a container's list that is
+    # not a stream lists nothing; a session-like node that is not a hash is not a session
+    position = source.anchor()
+    broken = f"{SCANS}:99_broken"
+    admin.set(broken, "not a node hash")
+    admin.xadd(f"{SCANS}_children_list", {"__EVENT__": "NEW_NODE", "db_name": broken})
+    odd = "demo_session:tmp:odd"
+    admin.hset(odd, mapping={"node_type": "container", "version": "v1.0", "name": "odd"})
+    admin.set(odd + "_children_list", "not a stream")
+    admin.xadd("demo_session:tmp_children_list", {"__EVENT__": "NEW_NODE", "db_name": odd})
+    admin.set("odd_session", "not a node hash")
+    admin.xadd("odd_session_children_list", {"__EVENT__": "NEW_NODE", "db_name": "odd_session:tmp"})
+    found = source.new_scans(position, 10)
+    assert found.keys == [broken] and odd + "_children_list" not in found.position.cursors
+    assert source.new_scans(found.position, 10).keys == []
+    assert isinstance(source.load_scans([broken])[broken], ScanInvalid)
+    assert broken in source.scan_keys()
+    source.check()
+    assert detect_model(source.redis) == "legacy"
+
+
 def test_expired_containers_are_forgotten_and_found_again(legacy_redis, legacy_publish, monkeypatch):
     from exporter.store.legacy import discovery
 

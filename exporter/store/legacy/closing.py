@@ -7,7 +7,7 @@ from typing import Callable, Mapping
 import redis
 
 from ..base import Closing
-from ..errors import raise_store_error
+from ..errors import key_reply, raise_store_error
 from ..streams import StreamKind, StreamStats, log
 from . import unpickler
 
@@ -97,7 +97,7 @@ def read_alive(client: redis.Redis[bytes], scans: dict[str, tuple[str, ...]]) ->
         pipe.hget(scan + "_info", "state")
         for key in state_keys:
             pipe.exists(key)
-    replies = iter(pipe.execute())
+    replies = iter([key_reply(reply) for reply in pipe.execute(raise_on_error=False)])  # `_info` of another type: no state
     out: dict[str, str | None] = {}
     for scan, state_keys in scans.items():
         node, state = next(replies), next(replies)

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import redis
 
 from ..base import ScanStreams
-from ..errors import ScanGone, ScanInvalid
+from ..errors import ScanGone, ScanInvalid, describe_error, key_reply, raise_store_error
 from ..streams import StreamKind
 from . import unpickler
 from .layout import CHILDREN, DATA_NODE_KINDS, SCAN_TYPES, text
@@ -16,7 +16,12 @@ from .layout import CHILDREN, DATA_NODE_KINDS, SCAN_TYPES, text
 
 def read_scan_streams(client: redis.Redis[bytes], keys: list[str]) -> dict[str, ScanStreams | ScanGone | ScanInvalid]:
     """The data streams under several scans: their `_children_list` trees, level by level (one
-    round trip per level: each new node's type and its own `_children_list` together)."""
+    round trip per level: each new node's type and its own `_children_list` together).
+
+    A scan whose node hash or `_children_list` is a key of another type is invalid (as a blissdata
+    2.x document that is not JSON); a node under it whose keys are is read as a node whose keys are
+    gone (as a 2.x data stream that is not a stream): the other nodes' streams are still known.
+    """
     if not keys:
         return {}
     out: dict[str, ScanStreams | ScanGone | ScanInvalid] = {}
@@ -25,11 +30,18 @@ def read_scan_streams(client: redis.Redis[bytes], keys: list[str]) -> dict[str, 
     for key in keys:
         pipe.hmget(key, "node_type", "version")
         pipe.xrange(key + CHILDREN)
-    replies = pipe.execute()
+    replies = pipe.execute(raise_on_error=False)
     nodes: dict[str, dict[str, bytes | None]] = {}  # scan -> {node under it: node_type}
     pending: list[tuple[str, str]] = []  # (scan, node) whose type and children are to read
     for i, key in enumerate(keys):
-        (node_type, _), entries = replies[2 * i], replies[2 * i + 1]
+        node, entries = replies[2 * i], replies[2 * i + 1]
+        for reply in (node, entries):
+            raise_store_error(reply)
+        unreadable = next((reply for reply in (node, entries) if isinstance(reply, Exception)), None)
+        if unreadable is not None:
+            out[key] = ScanInvalid(f"{key}: {describe_error(unreadable)}")
+            continue
+        node_type, _ = node
         if node_type is None:
             out[key] = ScanGone(key)
             continue
@@ -45,10 +57,11 @@ def read_scan_streams(client: redis.Redis[bytes], keys: list[str]) -> dict[str, 
             pipe.hmget(name, "node_type", "version")
             pipe.xrange(name + CHILDREN)
             pipe.hget(name + "_info", "saving_mode")  # lima nodes only: set when the detector saves
-        replies = pipe.execute()
+        replies = [key_reply(reply) for reply in pipe.execute(raise_on_error=False)]
         level, pending = pending, []
         for i, (scan, name) in enumerate(level):
-            (node_type, _), entries, saving_mode = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
+            node, entries, saving_mode = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
+            node_type = node[0] if node else None
             nodes[scan][name] = node_type
             if node_type == b"lima":
                 saving[name] = saving_mode

@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 import redis
 
 from ..documents import PROTOCOL_KEY
+from ..errors import raise_store_error
 from .layout import CHILDREN, is_v1, text
 
 
@@ -16,9 +17,11 @@ def is_pattern(session: str) -> bool:
     return any(c in session for c in "*?[")
 
 
-def _is_legacy_node(fields: Sequence[bytes | None] | None) -> bool:
-    """HMGET node_type version of a session: a `container` of node API version v1.x."""
-    if not fields or fields[0] is None:
+def _is_legacy_node(fields: Sequence[bytes | None] | Exception | None) -> bool:
+    """HMGET node_type version of a session: a `container` of node API version v1.x (not a key of another
+    type: an error reply); an error of the whole store is raised."""
+    raise_store_error(fields)
+    if not fields or isinstance(fields, Exception) or fields[0] is None:
         return False
     return fields[0] == b"container" and is_v1(fields[1])
 
@@ -37,7 +40,7 @@ def find_sessions(client: redis.Redis[bytes], patterns: Iterable[str] = ()) -> l
     pipe = client.pipeline(transaction=False)
     for name in candidates:
         pipe.hmget(name, "node_type", "version")
-    return sorted(n for n, fields in zip(candidates, pipe.execute()) if _is_legacy_node(fields))
+    return sorted(n for n, fields in zip(candidates, pipe.execute(raise_on_error=False)) if _is_legacy_node(fields))
 
 
 def is_legacy(client: redis.Redis[bytes], sessions: Iterable[str] = ()) -> bool:
@@ -51,6 +54,6 @@ def is_legacy(client: redis.Redis[bytes], sessions: Iterable[str] = ()) -> bool:
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(name, "node_type", "version")
-        if any(_is_legacy_node(fields) for fields in pipe.execute()):
+        if any([_is_legacy_node(fields) for fields in pipe.execute(raise_on_error=False)]):
             return True
     return bool(find_sessions(client, sessions))

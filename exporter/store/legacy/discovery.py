@@ -16,7 +16,8 @@ import redis
 from ...bounded import BoundedDict
 from ...model import stream_id_time
 from ..base import NewScans
-from ..streams import id_tuple
+from ..errors import key_reply, raise_store_error
+from ..streams import id_tuple, unreadable_streams
 from .detect import find_sessions, is_pattern
 from .documents import LegacyScanDocument
 from .layout import CHILDREN, CONTAINER_TYPES, PROPOSAL_TYPE, SCAN_TYPES, is_v1, text
@@ -25,6 +26,9 @@ from .layout import CHILDREN, CONTAINER_TYPES, PROPOSAL_TYPE, SCAN_TYPES, is_v1,
 SESSION_PROBE_INTERVAL = 30.0
 #: Entries read per stream and command (XRANGE, XREAD) while walking the tree.
 PAGE = 1000
+
+#: The node type discovery gives a listed node whose hash is a key of another type: a scan (an invalid one).
+UNREADABLE_NODE = b"scan"
 
 #: A stream entry as redis-py gives it: (id, {field: value}).
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -96,7 +100,13 @@ class Discovery:
         block = block_ms
         seen: set[str] = set()
         while read:
-            raw: Any = self.redis.xread(read, block=block, count=PAGE)
+            try:
+                raw: Any = self.redis.xread(read, block=block, count=PAGE)
+            except redis.ResponseError as exc:
+                raise_store_error(exc)
+                if not self._forget_unreadable(cursors, read):
+                    raise
+                continue
             block = None
             children: dict[str, str] = {}
             full = []
@@ -217,6 +227,15 @@ class Discovery:
             if not exists:
                 del cursors[key]
 
+    def _forget_unreadable(self, cursors: dict[str, str], read: dict[str, str]) -> bool:
+        """Stop following the `_children_list` keys among `read` that are keys of another type (one fails
+        the whole XREAD): they list no children. Whether there were any."""
+        unreadable = unreadable_streams(self.redis, list(read))
+        for key in unreadable:
+            cursors.pop(key, None)
+            read.pop(key, None)
+        return bool(unreadable)
+
     def _xrange_all(self, keys: list[str], since: dict[str, str] | None = None) -> dict[str, list[Entry]]:
         """Every entry of several streams after `since` (exclusive; default all), pipelined by pages."""
         out: dict[str, list[Entry]] = {k: [] for k in keys}
@@ -227,7 +246,8 @@ class Discovery:
             for key in todo:
                 pipe.xrange(key, min="(" + cursors[key], count=PAGE)
             more = []
-            for key, entries in zip(todo, pipe.execute()):
+            for key, reply in zip(todo, pipe.execute(raise_on_error=False)):
+                entries = key_reply(reply) or []  # a key of another type lists no children
                 out[key].extend(entries)
                 if entries:
                     cursors[key] = entries[-1][0].decode()
@@ -237,13 +257,22 @@ class Discovery:
         return out
 
     def _node_types(self, db_names: list[str]) -> dict[str, bytes | None]:
-        """Each node's `node_type`; None for a node whose hash is gone (or not of node API v1.x)."""
+        """Each node's `node_type`; None for a node whose hash is gone (or not of node API v1.x).
+
+        A listed node whose hash is a key of another type is taken for a scan: reading its document
+        then tells it is invalid, as for a blissdata 2.x history entry naming a key that is not a scan.
+        """
         if not db_names:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for name in db_names:
             pipe.hmget(name, "node_type", "version")
-        out = {}
-        for name, (node_type, version) in zip(db_names, pipe.execute()):
-            out[name] = node_type if is_v1(version) else None
+        out: dict[str, bytes | None] = {}
+        for name, reply in zip(db_names, pipe.execute(raise_on_error=False)):
+            raise_store_error(reply)
+            if isinstance(reply, Exception):
+                out[name] = UNREADABLE_NODE
+            else:
+                node_type, version = reply
+                out[name] = node_type if is_v1(version) else None
         return out

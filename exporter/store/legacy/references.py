@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import redis
 
+from ..base import Reference, References
+from ..errors import raise_store_error
 from . import unpickler
 
 
-def read_references(client: redis.Redis[bytes], stream_key: str, since: str, count: int = 1000,
-                    ) -> tuple[list[tuple[str, str | None, str]], bool]:
+def read_references(client: redis.Redis[bytes], stream_key: str, since: str, count: int = 1000) -> References:
     """`GroupingMaster:scans` (node_ref_channel) entries after `since`: ([(entry id, child scan
     key or None, problem)], whether `count` were read). `__DATA__` is the pickled db_name."""
-    raw = client.xrange(stream_key, min="(" + since, count=count)
-    out: list[tuple[str, str | None, str]] = []
+    try:
+        raw = client.xrange(stream_key, min="(" + since, count=count)
+    except redis.ResponseError as exc:
+        raise_store_error(exc)
+        return [], False  # not a stream: no references, as from a stream not there
+    out: list[Reference] = []
     for raw_id, fields in raw:
         entry_id = raw_id.decode()
         data = fields.get(b"__DATA__")
