@@ -30,43 +30,44 @@ def legacy_stats(reply: dict[str, Any], kind: str) -> StreamStats:
     if last:
         entry_id, fields = last
         try:
-            stats.points = _legacy_points(kind, entry_id, fields)
-            if kind == LEGACY_LIMA_KIND and getattr(kind, "saves", False):
-                stats.saved = _legacy_saved(fields)
+            if kind == LEGACY_LIMA_KIND:
+                status = _lima_status(fields)
+                stats.points = _lima_index(status, "last_image_ready") + 1
+                if getattr(kind, "saves", False):
+                    stats.saved = _lima_index(status, "last_image_saved", -1) + 1
+            else:
+                stats.points = _legacy_points(kind, entry_id, fields)
         except StreamDecodeError as exc:
             stats.error = (exc.reason, exc.detail)
     return stats
 
 
-def _legacy_saved(fields: dict[bytes, bytes]) -> int:
-    """A saving lima detector's frames saved: its status's `last_image_saved` + 1."""
-    status = unpickler.loads(fields[b"__STATUS__"])  # read (and checked) by _legacy_points already
-    last = unpickler.plain(status.get("last_image_saved", -1)) if isinstance(status, dict) else None
-    if isinstance(last, float) and last.is_integer():
+def _lima_status(fields: dict[bytes, bytes]) -> object:
+    """A lima LIMAIMAGESTATUS event's `__STATUS__`, unpickled."""
+    raw = fields.get(b"__STATUS__")
+    if raw is None:
+        raise StreamDecodeError("bad_status", "lima status event has no __STATUS__")
+    try:
+        return unpickler.loads(raw)
+    except unpickler.PickleRejected as exc:
+        raise StreamDecodeError("bad_status", f"__STATUS__: {exc}") from None
+
+
+def _lima_index(status: object, name: str, absent: object = None) -> int:
+    """A lima status's last frame index `name` (`last_image_ready`: frames acquired - 1, `last_image_saved`:
+    saved - 1), checked: an integer >= -1; `absent` if the status has none."""
+    last = unpickler.plain(status.get(name, absent)) if isinstance(status, dict) else None
+    if isinstance(last, float) and last.is_integer():  # not what lima writes, but a number all the same
         last = int(last)
     if isinstance(last, bool) or not isinstance(last, int) or last < -1:
-        raise StreamDecodeError("bad_status", f"lima last_image_saved {last!r} is not an integer >= -1")
-    return last + 1
+        raise StreamDecodeError("bad_status", f"lima {name} {last!r} is not an integer >= -1")
+    return last
 
 
 def _legacy_points(kind: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> int:
-    """Points a data stream holds up to its last entry, per the stream's kind (0 for a kind without points)."""
+    """Points a channel or node_ref channel holds up to its last entry (0 for a kind without points)."""
     entry_id = text(entry_id)
     ms, _, seq = entry_id.partition("-")
-    if kind == LEGACY_LIMA_KIND:
-        raw = fields.get(b"__STATUS__")
-        if raw is None:
-            raise StreamDecodeError("bad_status", "lima status event has no __STATUS__")
-        try:
-            status = unpickler.loads(raw)
-        except unpickler.PickleRejected as exc:
-            raise StreamDecodeError("bad_status", f"__STATUS__: {exc}") from None
-        last = unpickler.plain(status.get("last_image_ready")) if isinstance(status, dict) else None
-        if isinstance(last, float) and last.is_integer():  # not what lima writes, but a number all the same
-            last = int(last)
-        if isinstance(last, bool) or not isinstance(last, int) or last < -1:
-            raise StreamDecodeError("bad_status", f"lima last_image_ready {last!r} is not an integer >= -1")
-        return last + 1
     if kind in (LEGACY_KIND, REFERENCE_KIND):
         reason = "bad_reference" if kind == REFERENCE_KIND else "bad_index"
         if not ms.isdigit() or seq != "0" or int(ms) < 1:
