@@ -13,7 +13,8 @@ import redis
 from blissdata.streams.default import Stream
 
 from exporter.devtools.simulator import ScanSpec, publish_scan
-from exporter.store import ACL_RULES
+from exporter.store import ACL_RULES, DataStoreSource, StreamKind
+from exporter.store.base import REFERENCE_KIND
 
 from .builders import events, new_scan
 from .helpers import wait_until
@@ -188,3 +189,22 @@ def test_a_data_stream_recreated_mid_scan_counts_its_new_entries(start_exporter,
     assert exporter.value("bliss_scan_points_total", session="recreated") == 13
     stream.seal()
     assert_healthy_and_quiet(exporter)
+
+
+def test_a_key_of_the_wrong_type_is_its_scans_problem_not_the_stores(data_store, raw_redis, redis_server):
+    """A history resync, a closing and a sequence's references read past a key that is not a stream: that
+    key reads as one without entries (as `lifetimes` and `stream_stats` read it), never as a store error."""
+    source = DataStoreSource(redis_server.url)
+    position = source.anchor()
+    first, _ = open_scan(data_store, "typed", 1)
+    second, _ = open_scan(data_store, "typed", 2)
+    state_key = "esrf:stream:" + raw_redis.json().get(first.key, "$.state_stream.pk")[0]
+    raw_redis.delete(state_key)
+    raw_redis.set(state_key, "not a stream")
+    assert source.scans_created_after(position, [first.key, second.key]) == [second.key]
+    assert source.lifetimes([source.load_scan(first.key)])[first.key].created is None
+    subscans = "esrf:stream:typed-subscans"
+    raw_redis.set(subscans, "not a stream")
+    assert source.read_references(subscans, "0-0") == ([], False)
+    closing = source.closing({second.key: {subscans: StreamKind(REFERENCE_KIND)}}, references={subscans: "0-0"})
+    assert closing[second.key].stats == {subscans: None} and closing[second.key].references == {subscans: ([], False)}
