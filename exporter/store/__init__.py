@@ -28,9 +28,10 @@ from .urls import normalize_redis_url, redact_url
 
 if TYPE_CHECKING:  # every data model implements the watchers' protocol: the type checker holds them to it
     from .base import Source
-    from .legacy import LegacySource
+    from .blissdata2 import HistoryPosition
+    from .legacy import LegacyPosition, LegacySource
 
-    _DATA_MODELS: tuple[type[Source], ...] = (DataStoreSource, LegacySource)
+    _DATA_MODELS: tuple[type[Source[HistoryPosition]], type[Source[LegacyPosition]]] = (DataStoreSource, LegacySource)
 
 __all__ = [
     "ACL_RULES", "CONNECTION_ERRORS", "HISTORY_STREAM", "PROTOCOL_KEY", "READ_COMMANDS", "SCAN_PREFIX", "SEAL_ID",

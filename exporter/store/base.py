@@ -9,15 +9,15 @@ it can into one round trip: the watchers call each of them once per cycle for ev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Protocol
+from typing import Collection, Generic, Mapping, Protocol, TypeVar
 
 from ..model import State
 from .documents import ScanDocument
 from .errors import ScanGone, ScanInvalid
 from .streams import StreamKind, StreamStats
 
-#: Where a reader is in the flow of new scans (opaque to the watchers).
-Position = Any
+#: Where a reader is in the flow of new scans: each model's own type, opaque to the watchers.
+Position = TypeVar("Position")
 #: One reference of a sequence to a child: (entry id, child scan key or None, the problem if None).
 Reference = tuple[str, str | None, str]
 #: References read from a sequence's reference stream, and whether as many as asked were read (more may follow).
@@ -25,7 +25,7 @@ References = tuple[list[Reference], bool]
 
 
 @dataclass
-class NewScans:
+class NewScans(Generic[Position]):
     """Scans created after a position, in creation order, and the position after them."""
 
     keys: list[str]
@@ -67,7 +67,7 @@ class Lifetime:
     closed: float | None = None
 
 
-class Source(Protocol):
+class Source(Protocol[Position]):
     """Read-only access to one data store, as the session and scan watchers use it.
 
     Every method raises only the store's own exceptions (store.errors), never its client library's:
@@ -88,7 +88,7 @@ class Source(Protocol):
     def anchor(self) -> Position:
         """The position of "now": scans created later come through `new_scans`."""
 
-    def new_scans(self, position: Position, block_ms: int | None) -> NewScans:
+    def new_scans(self, position: Position, block_ms: int | None) -> NewScans[Position]:
         """Keys of scans created after `position`, waiting up to `block_ms` for one."""
 
     def scan_keys(self) -> list[str]:
@@ -132,9 +132,12 @@ class Source(Protocol):
 
     def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
                 references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
-        """Final stats and end reason of several closed scans ({scan key: its unsealed streams}); the end
-        reason (and existence) of those in `reasons_known` is not read again (None, True). A model may
-        also read `references` ({reference stream key among them: since}) as read_references would."""
+        """Final stats, end reason and existence of several closed scans ({scan key: its unsealed streams}).
+
+        Hints a model may use to save reads: the end reason of those in `reasons_known` is known already
+        (a model that does not read it again gives (None, True) for them); `references` ({reference stream
+        key among them: since}) may be read as read_references(key, since, count) would, in the same round
+        trip (Closing.references: those read; the others are read with read_references)."""
 
     def scans_alive(self, scans: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
         """{scan key: None if alive, else why not} for {scan key: its state stream keys}."""

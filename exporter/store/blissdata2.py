@@ -48,6 +48,9 @@ from .streams import (
 HISTORY_STREAM = "_SCAN_HISTORY_"
 SUPPORTED_PROTOCOL = 1
 
+#: A position in the scan history: (entries ever added to it up to there, the last entry's id).
+HistoryPosition = tuple[int, str]
+
 #: Read-only commands the exporter uses, each with a harmless probe run by the start-up self-test.
 #: README's ACL line grants exactly these (tests/test_security.py checks it).
 READ_COMMANDS = {
@@ -113,7 +116,7 @@ class DataStoreSource(RedisSource):
     # reader knows the history was trimmed past its position (more than ~2048 scans missed).
 
     @raises_store_errors
-    def anchor(self) -> tuple[int, str]:
+    def anchor(self) -> HistoryPosition:
         """The position of the scan history's last entry ((0, "0-0") before the first scan)."""
         try:
             info = self.redis.xinfo_stream(HISTORY_STREAM)
@@ -130,7 +133,7 @@ class DataStoreSource(RedisSource):
         return int(info["entries-added"]), int(info["length"]), info["last-generated-id"].decode()
 
     @raises_store_errors
-    def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
+    def new_scans(self, position: HistoryPosition, block_ms: int | None, count: int = 256) -> NewScans[HistoryPosition]:
         """History entries after `position` and, in the same round trip, whether any were trimmed away."""
         sequence, since = position
         xread: Command = ("XREAD", "COUNT", count) + (("BLOCK", block_ms) if block_ms is not None else ()) + (
@@ -172,7 +175,7 @@ class DataStoreSource(RedisSource):
         return [key.decode() for key in self.redis.scan_iter(match=SCAN_PREFIX + "*", count=1000, _type="ReJSON-RL")]
 
     @raises_store_errors
-    def scans_created_after(self, position: tuple[int, str], keys: list[str]) -> list[str]:
+    def scans_created_after(self, position: HistoryPosition, keys: list[str]) -> list[str]:
         """Those of `keys` whose state stream's first entry (creation, server time) is after `position`
         (a scan whose state stream cannot be read has no creation to tell, as in `lifetimes`)."""
         since = id_tuple(position[1])

@@ -10,7 +10,7 @@ number of scans and streams, not with points or bytes.
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from gevent.event import Event
 
@@ -37,7 +37,7 @@ class ScanWatcher:
 
     def __init__(
         self,
-        source: Source,
+        source: Source[Any],  # its positions are the session watcher's
         emit: Sink,
         poll_interval: float = 0.5,
         liveness_interval: float = 5.0,

@@ -8,7 +8,7 @@ as SequenceError events, never followed into a cycle.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..model import ROLE_SEQUENCE, ROLE_SUBSCAN, ScanRecord, scan_label
 from ..sinks.events import SequenceError, Sink
@@ -19,7 +19,7 @@ from ..store.base import REFERENCE_KIND, References, Source
 class SequenceLinks:
     """Links the scan watcher's active scans to their sequences; reads the sequences' references."""
 
-    def __init__(self, source: Source, emit: Sink, active: dict[str, ScanRecord], is_known: Callable[[str], bool],
+    def __init__(self, source: Source[Any], emit: Sink, active: dict[str, ScanRecord], is_known: Callable[[str], bool],
                  batch: int = 1000):
         self.source = source
         self.emit = emit

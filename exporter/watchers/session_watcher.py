@@ -14,6 +14,7 @@ instead of skipping any.
 from __future__ import annotations
 
 import fnmatch
+from typing import Generic
 
 import gevent
 import structlog
@@ -41,12 +42,12 @@ class SessionFilter:
         return ",".join(self.globs) or "*"
 
 
-class SessionWatcher:
+class SessionWatcher(Generic[Position]):
     """Follows the flow of new scans; every scan of a watched session is passed to the scan watcher."""
 
     def __init__(
         self,
-        source: Source,
+        source: Source[Position],
         scans: ScanWatcher,
         emit: Sink,
         sessions: SessionFilter,
@@ -77,10 +78,13 @@ class SessionWatcher:
 
     def step(self, block_ms: int | None) -> bool:
         """Handle the scans created since our position (waiting up to block_ms); whether there were any."""
+        position = self.position
+        if position is None:
+            raise RuntimeError("the session watcher steps once started (run() starts it)")
         sent = self.store_clock.now()
-        found = self.source.new_scans(self.position, block_ms)
+        found = self.source.new_scans(position, block_ms)
         if found.gap:
-            self.resync(found)
+            self.resync(position, found)
         else:
             self.discover(found.keys)
             self.position = found.position  # only once they are watched: an error here retries them
@@ -133,11 +137,11 @@ class SessionWatcher:
                         action="scans created since the start looked for in the data store; any deleted "
                                "meanwhile cannot be counted")
 
-    def resync(self, found: NewScans) -> None:
-        """Scans were missed (the history was trimmed past our position): find them in the data store."""
-        log.warning("history_gap", position=str(self.position), action="resync from the data store")
+    def resync(self, position: Position, found: NewScans[Position]) -> None:
+        """Scans were missed (the history was trimmed past `position`, ours): find them in the data store."""
+        log.warning("history_gap", position=str(position), action="resync from the data store")
         unknown = [key for key in self.source.scan_keys() if not self.scans.is_known(key)]
-        missed = self.source.scans_created_after(self.position, unknown)
+        missed = self.source.scans_created_after(position, unknown)
         self.discover(missed)  # oldest first, then what the history still has (duplicates ignored)
         self.discover(found.keys)
         self.position = found.position

@@ -80,7 +80,7 @@ class Discovery:
         listed = [(i, k) for i, k in scans] + [(i, k) for k, i in self._gone.items()]
         return [k for i, k in sorted(listed, key=lambda s: id_tuple(s[0])) if stream_id_time(i) >= started], True
 
-    def new_scans(self, position: LegacyPosition, block_ms: int | None) -> NewScans:
+    def new_scans(self, position: LegacyPosition, block_ms: int | None) -> NewScans[LegacyPosition]:
         """Scans created after `position`: one XREAD over every followed `_children_list` (new
         containers are followed from their first entry, and read at once)."""
         cursors = dict(position.cursors)

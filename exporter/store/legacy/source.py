@@ -50,7 +50,7 @@ class LegacySource(RedisSource):
         return self._discovery.anchor()
 
     @raises_store_errors
-    def new_scans(self, position: LegacyPosition, block_ms: int | None) -> NewScans:
+    def new_scans(self, position: LegacyPosition, block_ms: int | None) -> NewScans[LegacyPosition]:
         """Scans created after `position`: one XREAD over every followed `_children_list`."""
         return self._discovery.new_scans(position, block_ms)
 
@@ -117,8 +117,8 @@ class LegacySource(RedisSource):
     @raises_store_errors
     def closing(self, scans: dict[str, dict[str, StreamKind]], reasons_known: Collection[str] = (),
                 references: Mapping[str, str] = {}, count: int = 1000) -> dict[str, Closing]:
-        """Final stats, end reason and existence of closed scans, in one round trip (the end reason
-        is always read: `reasons_known` and `references` are for models that need them)."""
+        """Final stats, end reason and existence of closed scans, in one round trip (the end reason is
+        always read, references never: the hints `reasons_known` and `references` save no read here)."""
         return read_closing(self.redis, scans, self._parse_stats)
 
     @raises_store_errors
