@@ -5,6 +5,7 @@ creation time is ScanDocument.created_at for both)."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 
 import pytest
@@ -79,3 +80,18 @@ def test_no_redis_exception_crosses_the_seam(store, name, refused_port):
     assert isinstance(cause, redis.ConnectionError), repr(cause)
     assert describe_error(raised.value) == describe_error(cause)
     assert describe_error(raised.value).startswith("ConnectionError: Error 111 connecting to 127.0.0.1:")
+
+
+def test_nothing_above_the_seam_imports_redis():
+    """The watchers, the supervisor and health see only the store's own exceptions and functions."""
+    from .helpers import ROOT
+
+    def imports(path) -> set[str]:
+        nodes = list(ast.walk(ast.parse(path.read_text())))
+        return ({alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+                | {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module})
+
+    above = [*(ROOT / "exporter" / "watchers").glob("*.py"), ROOT / "exporter" / "supervisor.py",
+             ROOT / "exporter" / "health.py"]
+    assert {path.name: [m for m in imports(path) if m.split(".")[0] == "redis"] for path in above} == {
+        path.name: [] for path in above}
