@@ -14,6 +14,7 @@ from .errors import (
     CONNECTION_ERRORS,
     BeaconError,
     DataStoreError,
+    DataStoreReadError,
     DataStoreUnavailable,
     KeyReadError,
     ReasonError,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # every data model implements the watchers' protocol: the typ
 __all__ = [
     "ACL_RULES", "CONNECTION_ERRORS", "HISTORY_STREAM", "PROTOCOL_KEY", "READ_COMMANDS", "SCAN_PREFIX", "SEAL_ID",
     "STREAM_ERROR_REASONS", "STREAM_PREFIX", "SUPPORTED_PROTOCOL", "BeaconError", "DataStoreError",
-    "DataStoreSource", "DataStoreUnavailable", "KeyReadError", "ReasonError", "ScanDocument", "ScanGone", "ScanInvalid",
-    "StreamKind", "StreamStats", "describe_error", "error_code", "is_unavailable", "normalize_redis_url",
+    "DataStoreReadError", "DataStoreSource", "DataStoreUnavailable", "KeyReadError", "ReasonError", "ScanDocument",
+    "ScanGone", "ScanInvalid", "StreamKind", "StreamStats", "describe_error", "error_code", "is_unavailable", "normalize_redis_url",
     "parse_scan_document", "parse_streams", "redact_url",
 ]

@@ -123,6 +123,7 @@ def store_error(exc: BaseException) -> ReasonError:
 #: What redis-py raises: its own errors, and the socket's when a connection breaks.
 REDIS_ERRORS = (redis.RedisError, OSError)
 
+
 def raises_store_errors(read: Callable[P, R]) -> Callable[P, R]:
     """A data store read (a Source method) that raises the store's own exceptions, never redis-py's:
     a Redis error that reaches it is one of the whole store (store_error), with that error as its cause."""

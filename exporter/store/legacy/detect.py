@@ -54,6 +54,6 @@ def is_legacy(client: redis.Redis[bytes], sessions: Iterable[str] = ()) -> bool:
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(name, "node_type", "version")
-        if any([_is_legacy_node(fields) for fields in pipe.execute(raise_on_error=False)]):
+        if any([_is_legacy_node(fields) for fields in pipe.execute(raise_on_error=False)]):  # each reply checked
             return True
     return bool(find_sessions(client, sessions))
