@@ -163,7 +163,7 @@ class MemorySource:
         return self.history_added, self.history_last_id
 
     @_read
-    def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans:
+    def new_scans(self, position: tuple[int, str], block_ms: int | None, count: int = 256) -> NewScans[tuple[int, str]]:
         """History entries after `position`; a gap if the history was trimmed past it."""
         sequence, since = position
         entries = [(entry_id, key) for entry_id, key in self.history if id_tuple(entry_id) > id_tuple(since)][:count]
@@ -508,4 +508,4 @@ class MemoryScan:
 
 
 if TYPE_CHECKING:  # mypy checks the double against the protocol the watchers use, signature by signature
-    _: Source = MemorySource()
+    _: Source[tuple[int, str]] = MemorySource()
