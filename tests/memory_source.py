@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Concatenate, Mapping, ParamSpec, TypeVar
 
-from exporter.model import State, stream_id_time
+from exporter.model import State
 from exporter.store.base import REFERENCE_KIND, Closing, Lifetime, NewScans, ScanStreams, Source
 from exporter.store.documents import SCAN_PREFIX, STREAM_PREFIX, ScanDocument, parse_reference, parse_scan_document, parse_streams
 from exporter.store.errors import KeyReadError, ScanGone, ScanInvalid
@@ -228,16 +228,7 @@ class MemorySource:
     @_read
     def lifetimes(self, docs: list[ScanDocument]) -> dict[str, Lifetime]:
         """Creation, PREPARED and CLOSED times from the first 16 state entries, as the real store reads them."""
-        out = {}
-        for doc in docs:
-            entries = self.states.get(doc.state_keys[0], [])[:16]
-            life = out[doc.key] = Lifetime(stream_id_time(entries[0][0]) if entries else None)
-            for entry_id, state in entries:
-                if state is State.PREPARED and life.prepared is None:
-                    life.prepared = stream_id_time(entry_id)
-                elif state is State.CLOSED and life.closed is None:
-                    life.closed = stream_id_time(entry_id)
-        return out
+        return {doc.key: Lifetime.of_states(self.states.get(doc.state_keys[0], [])[:16]) for doc in docs}
 
     @_read
     def server_time(self) -> float:

@@ -9,9 +9,9 @@ it can into one round trip: the watchers call each of them once per cycle for ev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Collection, Generic, Mapping, Protocol, TypeVar
+from typing import Collection, Generic, Iterable, Mapping, Protocol, TypeVar
 
-from ..model import State
+from ..model import State, stream_id_time
 from .documents import ScanDocument
 from .errors import ScanGone, ScanInvalid
 from .streams import StreamKind, StreamStats
@@ -65,6 +65,20 @@ class Lifetime:
     created: float | None
     prepared: float | None = None
     closed: float | None = None
+
+    @classmethod
+    def of_states(cls, entries: Iterable[tuple[str, State | None]]) -> Lifetime:
+        """From a scan's first state entries ((id, state), oldest first): created at the first entry,
+        prepared and closed at the first PREPARED and CLOSED."""
+        life = cls(None)
+        for entry_id, state in entries:
+            if life.created is None:
+                life.created = stream_id_time(entry_id)
+            if state is State.PREPARED and life.prepared is None:
+                life.prepared = stream_id_time(entry_id)
+            elif state is State.CLOSED and life.closed is None:
+                life.closed = stream_id_time(entry_id)
+        return life
 
 
 class Source(Protocol[Position]):

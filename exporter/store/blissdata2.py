@@ -10,7 +10,7 @@ from typing import Callable, Collection, Mapping, Sequence
 import orjson
 import redis
 
-from ..model import State, stream_id_time
+from ..model import State
 from .base import Closing, Lifetime, NewScans, Reference, References, ScanStreams
 from .batch import Command, Reply, run_batch
 from .check import acl_rules, probe_commands
@@ -228,13 +228,7 @@ class DataStoreSource(RedisSource):
         replies = run_batch(self.redis, [("XRANGE", doc.state_keys[0], "-", "+", "COUNT", 16) for doc in docs])
         for doc, reply in zip(docs, replies):
             entries = key_reply(reply)  # None if not a stream: the scan cannot be watched
-            life = out[doc.key] = Lifetime(stream_id_time(entries[0][0]) if entries else None)
-            for entry_id, fields in entries or ():
-                state = _state(fields)
-                if state is State.PREPARED and life.prepared is None:
-                    life.prepared = stream_id_time(entry_id)
-                elif state is State.CLOSED and life.closed is None:
-                    life.closed = stream_id_time(entry_id)
+            out[doc.key] = Lifetime.of_states((entry_id, _state(fields)) for entry_id, fields in entries or ())
         return out
 
     @raises_store_errors
