@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -136,6 +137,19 @@ def baseline_watcher(name: str, url: str, workdir: Path, scans: int, read_timeou
                          "--scans", str(scans), "--read-timeout", str(read_timeout)], workdir)
     child.result_file = result_file
     return child
+
+
+def baseline_result(baseline: Child | None, cpu0: float, t0: float, timeout: float) -> tuple[dict | None, float | None, float | None]:
+    """Once the seed watcher wrote its result: its counts, its CPU since `cpu0` and wall time since `t0`
+    (monotonic); then it is stopped. All None without a baseline."""
+    if baseline is None:
+        return None, None, None
+    wait_until(baseline.result_file.exists, timeout, 0.1, "baseline result")
+    cpu = baseline.cpu() - cpu0
+    wall = time.monotonic() - t0
+    counts = json.loads(baseline.result_file.read_text())
+    baseline.stop()
+    return counts, cpu, wall
 
 
 def wait_baseline_ready(baseline: Child) -> None:

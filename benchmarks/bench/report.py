@@ -57,6 +57,25 @@ def pct(seen: float, truth: float) -> str:
     return "exact" if seen == truth else f"{d:+.1f} %"
 
 
+def cpu_and_counts(res: dict, out, verdicts: list, workload: str, exact_target: str, max_percent: int, max_fraction: int) -> None:
+    """A workload's exporter CPU against the publisher's (at most `max_percent` %) and the baseline's (at
+    most 1/`max_fraction`), and its counts against the truth: the ratios printed, the targets judged."""
+    truth, exp, base = res["truth"], res["exporter"], res["baseline"]
+    r_pub = res["exporter_cpu"] / res["publisher_cpu"] if res["publisher_cpu"] else float("inf")
+    out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
+    verdicts.append((f"{workload}: {exact_target}", exact(truth, exp),
+                     "exporter exact" if exact(truth, exp) else "exporter counts differ"))
+    verdicts.append((f"{workload}: exporter CPU <= {max_percent} % of publisher CPU", r_pub <= max_percent / 100,
+                     f"{r_pub * 100:.2f} %"))
+    if res["baseline_cpu"]:
+        r_base = res["exporter_cpu"] / res["baseline_cpu"]
+        out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
+        verdicts.append((f"{workload}: exporter CPU <= 1/{max_fraction} of baseline CPU", r_base <= 1 / max_fraction,
+                         f"1/{1 / r_base:.1f}" if r_base else "0"))
+        if base is not None:
+            out(f"baseline exact: {exact(truth, base)}")
+
+
 def report_throughput(tp: dict, args, out, verdicts: list) -> None:
     """A: counts against the truth, CPU of each process, the data-heavy targets."""
     truth, exp, base = tp["truth"], tp["exporter"], tp["baseline"]
@@ -73,18 +92,7 @@ def report_throughput(tp: dict, args, out, verdicts: list) -> None:
         out(f"| baseline (seed port) | {tp['baseline_cpu']:.2f} | {tp['baseline_wall']:.1f} |")
     out(f"| redis-server (all clients) | {tp['redis_cpu']:.2f} | |")
     out("")
-    r_pub = tp["exporter_cpu"] / tp["publisher_cpu"] if tp["publisher_cpu"] else float("inf")
-    out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
-    verdicts.append(("data-heavy: counts exact at the publisher's full rate", exact(truth, exp),
-                     "exporter exact" if exact(truth, exp) else "exporter counts differ"))
-    verdicts.append(("data-heavy: exporter CPU <= 1 % of publisher CPU", r_pub <= 0.01, f"{r_pub * 100:.2f} %"))
-    if tp["baseline_cpu"]:
-        r_base = tp["exporter_cpu"] / tp["baseline_cpu"]
-        out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
-        verdicts.append(("data-heavy: exporter CPU <= 1/30 of baseline CPU", r_base <= 1 / 30, f"1/{1 / r_base:.1f}"
-                         if r_base else "0"))
-        if base is not None:
-            out(f"baseline exact: {exact(truth, base)}")
+    cpu_and_counts(tp, out, verdicts, "data-heavy", "counts exact at the publisher's full rate", 1, 30)
     out("")
 
 
@@ -108,18 +116,7 @@ def report_short(sh: dict, args, out, verdicts: list) -> None:
             f"{sh['baseline_wall']:.1f} |")
     out(f"| redis-server (all clients) | {sh['redis_cpu']:.2f} | {sh['redis_cpu'] / n * 1000:.2f} | |")
     out("")
-    r_pub = sh["exporter_cpu"] / sh["publisher_cpu"] if sh["publisher_cpu"] else float("inf")
-    out(f"exporter CPU / publisher CPU = {r_pub * 100:.2f} %")
-    verdicts.append(("short scans: counts exact", exact(truth, exp),
-                     "exporter exact" if exact(truth, exp) else "exporter counts differ"))
-    verdicts.append(("short scans: exporter CPU <= 3 % of publisher CPU", r_pub <= 0.03, f"{r_pub * 100:.2f} %"))
-    if sh["baseline_cpu"]:
-        r_base = sh["exporter_cpu"] / sh["baseline_cpu"]
-        out(f"exporter CPU / baseline CPU = {r_base:.3f} (1/{1 / r_base if r_base else float('inf'):.1f})")
-        verdicts.append(("short scans: exporter CPU <= 1/20 of baseline CPU", r_base <= 1 / 20,
-                         f"1/{1 / r_base:.1f}" if r_base else "0"))
-        if base is not None:
-            out(f"baseline exact: {exact(truth, base)}")
+    cpu_and_counts(sh, out, verdicts, "short scans", "counts exact", 3, 20)
     rt = sh.get("round_trips")
     if rt:
         out("")

@@ -10,7 +10,7 @@ from tests.helpers import wait_until
 
 from ...procfs import cpu_seconds
 from ..counts import exact, session_counts
-from ..processes import Child, command, module
+from ..processes import Child, baseline_result, command, module
 from ..run import Bench
 from ..scrape import Scraper, ended_count
 from ..stats import percentile
@@ -57,13 +57,7 @@ def run(bench: Bench) -> None:
     exp_wall = time.monotonic() - t0
     bench.profile_stop("short")
     exp = bench.wait_ended(SESSION, total, a.timeout)
-    base = base_cpu = base_wall = None
-    if baseline:
-        wait_until(baseline.result_file.exists, a.timeout, 0.1, "baseline result")
-        base_cpu = baseline.cpu() - base0
-        base_wall = time.monotonic() - t0
-        base = json.loads(baseline.result_file.read_text())
-        baseline.stop()
+    base, base_cpu, base_wall = baseline_result(baseline, base0, t0, a.timeout)
     redis_cpu = cpu_seconds(bench.redis_pid) - redis0
     bench.log(f"S: publisher {pub_cpu:.2f} s CPU ({pub_wall:.1f} s wall), exporter {exp_cpu:.2f} s, "
               f"baseline {base_cpu if base_cpu is None else round(base_cpu, 2)} s")

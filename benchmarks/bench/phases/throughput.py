@@ -9,6 +9,7 @@ from tests.helpers import wait_until
 
 from ...procfs import cpu_seconds
 from ..counts import add_truth
+from ..processes import baseline_result
 from ..run import Bench
 from ..scrape import ended_count
 
@@ -51,14 +52,7 @@ def run(bench: Bench) -> None:
     exp_wall = time.monotonic() - t0
     bench.profile_stop("throughput")
     exp = bench.wait_ended(SESSION, a.scans, a.timeout)
-    base = None
-    base_cpu = base_wall = None
-    if baseline:
-        wait_until(baseline.result_file.exists, a.timeout, 0.1, "baseline result")
-        base_cpu = baseline.cpu() - base0
-        base_wall = time.monotonic() - t0
-        base = json.loads(baseline.result_file.read_text())
-        baseline.stop()
+    base, base_cpu, base_wall = baseline_result(baseline, base0, t0, a.timeout)
     redis_cpu = cpu_seconds(bench.redis_pid) - redis0
     bench.results["throughput"] = {
         "truth": {"events": dict(truth["events"]), "points": truth["points"], "scans": truth["scans"]},
